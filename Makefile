@@ -1,0 +1,19 @@
+# One-line wrappers; the work is in scripts/ and the Python packages.
+.PHONY: start stop status test lint fmt train bootstrap
+
+start: bootstrap  ## the whole stack natively: gateway, replicas, Redis, UI (Ctrl-C stops it)
+	.venv/bin/python -m stack up
+stop:  ## stop the stack that `make start` started (by the PIDs in .run/stack.json)
+	.venv/bin/python -m stack down
+status:
+	.venv/bin/python -m stack status
+test:  ## lint and every test; installs what is missing first
+	scripts/test.sh
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+fmt:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+train: bootstrap  ## train and publish a demo model: make train DEMO=churn
+	.venv/bin/python -m mlstack.cli train --demo $(or $(DEMO),churn)
+bootstrap:
+	scripts/bootstrap.sh

@@ -1,0 +1,103 @@
+"""KServe V1 routes: model listing and manifests, `:predict` (current or pinned version), `:reload`."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
+from mlstack.api.body import documented_body, json_object, json_response
+from mlstack.deps import InferenceDep, RegistryDep
+from mlstack.errors import MalformedRequest, ServingError
+from mlstack.inference import Result
+from mlstack.registry import Registry
+from mlstack.schemas.v1 import ModelList, ModelSummary, ReloadResult, V1PredictRequest, V1PredictResponse
+
+router = APIRouter(tags=["v1"])
+PREDICT_DOC: dict[str, Any] = {
+    "responses": {200: {"model": V1PredictResponse}},
+    "openapi_extra": documented_body(V1PredictRequest),
+}
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(registry: RegistryDep) -> Response:
+    """Every model in the store with its versions, the current one, and what this replica has loaded."""
+    return json_response(
+        {"models": [_summary(registry, name).model_dump() for name in registry.store.models()]}
+    )
+
+
+@router.get("/v1/models/{model:model}")
+async def get_model(model: str, registry: RegistryDep) -> Response:
+    """The manifest of the version this replica serves: input schema, classes, metrics, training facts."""
+    loaded = await registry.get(model)
+    return json_response(loaded.manifest.public())
+
+
+@router.get("/v1/models/{model:model}/versions/{version:version}")
+async def get_version(model: str, version: str, registry: RegistryDep) -> Response:
+    """One version's manifest, read from the store (the version need not be loaded)."""
+    return json_response(registry.store.manifest(model, version).public())
+
+
+@router.post("/v1/models/{model:model}:predict", **PREDICT_DOC)
+async def predict(model: str, request: Request, inference: InferenceDep) -> Response:
+    """Predict with the current version: `{"instances": [{feature: value, ...}, ...]}`."""
+    result = await inference.predict_instances(model, None, _instances(await json_object(request)))
+    return json_response(v1_payload(result), headers=result.headers)
+
+
+@router.post("/v1/models/{model:model}/versions/{version:version}:predict", **PREDICT_DOC)
+async def predict_version(model: str, version: str, request: Request, inference: InferenceDep) -> Response:
+    """Predict with a pinned version, whatever is current."""
+    result = await inference.predict_instances(model, version, _instances(await json_object(request)))
+    return json_response(v1_payload(result), headers=result.headers)
+
+
+@router.post("/v1/models/{model:model}:reload", response_model=ReloadResult)
+async def reload(model: str, registry: RegistryDep) -> Response:
+    """Admin: load the store's CURRENT version beside the old, verify it, switch. A failure keeps the old."""
+    previous, version = await registry.reload(model)
+    return json_response({"model": model, "previous_version": previous, "version": version})
+
+
+def _instances(body: dict[str, Any]) -> Any:
+    if "instances" not in body:
+        raise MalformedRequest("instances: required")
+    extra = sorted(set(body) - {"instances"})
+    if extra:
+        raise MalformedRequest(f"{extra[0][:64]}: unknown top-level field (only 'instances' is allowed)")
+    return body["instances"]
+
+
+def v1_payload(result: Result) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "model_name": result.model,
+        "model_version": result.version,
+        "predictions": result.labels,
+    }
+    if result.probabilities is not None and result.classes is not None:
+        names = [str(c) for c in result.classes]
+        payload["probabilities"] = [dict(zip(names, row, strict=True)) for row in result.probabilities]
+    return payload
+
+
+def _summary(registry: Registry, name: str) -> ModelSummary:
+    versions = registry.store.versions(name)
+    current = registry.store.current(name)
+    task = None
+    if current is not None:
+        with suppress(ServingError):  # a broken manifest must not hide the rest of the list
+            task = registry.store.manifest(name, current).task
+    return ModelSummary(
+        name=name,
+        task=task,
+        versions=versions,
+        current=current,
+        serving=registry.current.get(name),
+        loaded=registry.loaded_versions(name),
+        error=registry.failures.get(name),
+    )

@@ -1,0 +1,70 @@
+"""Open Inference Protocol (V2) routes: server and model metadata, readiness, and `infer`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from mlstack import __version__
+from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
+from mlstack.api.body import documented_body, json_object, json_response
+from mlstack.api.v2_codec import decode_columns, encode_response, model_metadata, parse_request
+from mlstack.deps import InferenceDep, RegistryDep
+from mlstack.errors import ModelNotReady
+from mlstack.schemas.v2 import InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
+
+router = APIRouter(tags=["v2"])
+INFER_DOC: dict[str, Any] = {
+    "responses": {200: {"model": InferenceResponse}},
+    "openapi_extra": documented_body(InferenceRequest),
+}
+
+
+@router.get("/v2", response_model=ServerMetadata)
+async def server_metadata() -> Response:
+    """Server name, version and protocol extensions (none)."""
+    return json_response({"name": "mlstack", "version": __version__, "extensions": []})
+
+
+@router.get("/v2/health/live")
+async def live() -> Response:
+    """The process answers."""
+    return json_response({"live": True})
+
+
+@router.get("/v2/health/ready")
+async def ready(registry: RegistryDep) -> Response:
+    """Ready once at least one model version is verified and loaded; 503 before."""
+    if not registry.ready:
+        raise ModelNotReady("no model is loaded yet")
+    return json_response({"ready": True})
+
+
+@router.get("/v2/models/{model:model}", response_model=ModelMetadata)
+@router.get("/v2/models/{model:model}/versions/{version:version}", response_model=ModelMetadata)
+async def metadata(model: str, registry: RegistryDep, version: str | None = None) -> Response:
+    """Inputs (one tensor per feature, shape [-1]) and outputs (predictions, probabilities [-1, C])."""
+    loaded = await registry.get(model, version)
+    return json_response(model_metadata(loaded.manifest, registry.store.versions(model)))
+
+
+@router.get("/v2/models/{model:model}/ready")
+@router.get("/v2/models/{model:model}/versions/{version:version}/ready")
+async def model_ready(model: str, registry: RegistryDep, version: str | None = None) -> Response:
+    """200 when the model (version) is loaded and verified; 404 unknown; 503 not loaded."""
+    loaded = await registry.get(model, version)
+    return json_response({"name": model, "version": loaded.version, "ready": True})
+
+
+@router.post("/v2/models/{model:model}/infer", **INFER_DOC)
+@router.post("/v2/models/{model:model}/versions/{version:version}/infer", **INFER_DOC)
+async def infer(
+    model: str, request: Request, inference: InferenceDep, version: str | None = None
+) -> Response:
+    """V2 inference on a table: one input tensor per feature; the request `id` is echoed."""
+    body = parse_request(await json_object(request))
+    features = (await inference.registry.get(model, version)).manifest.inputs
+    columns, count = decode_columns(body, features)
+    result = await inference.predict_columns(model, version, columns, count)
+    return json_response(encode_response(result, body), headers=result.headers)

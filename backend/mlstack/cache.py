@@ -1,0 +1,109 @@
+"""The shared prediction cache in Redis: key scheme, one round trip per batch, and bypass when Redis fails.
+
+Key: model + version + artifact sha256 + a hash of the row's canonical form (values in schema order,
+numbers as floats), so key order and number spelling do not matter and a new version never meets an old entry.
+Values are JSON, never pickle: a poisoned cache must not become code execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from mlstack.settings import Settings
+
+log = logging.getLogger("mlstack.cache")
+
+Entry = dict[str, Any]
+
+
+def row_key(model: str, version: str, sha256: str, row: tuple[Any, ...]) -> str:
+    digest = hashlib.blake2b(orjson.dumps(row), digest_size=16).hexdigest()
+    return f"mlstack:pred:{model}:{version}:{sha256[:16]}:{digest}"
+
+
+def _decode(value: bytes | None) -> Entry | None:
+    """An entry of the expected shape, or None: anything else in Redis counts as a miss."""
+    if value is None:
+        return None
+    try:
+        entry = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return entry if isinstance(entry, dict) and "l" in entry else None
+
+
+class PredictionCache:
+    """Redis behind a small breaker: after a failure it is skipped for a while, then one call probes it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._ttl_s = settings.cache_ttl_s
+        self._retry_after_s = settings.cache_retry_after_s
+        self._skip_until = 0.0
+        self._pending: set[asyncio.Task[None]] = set()
+        self._redis: aioredis.Redis | None = None
+        if settings.cache_enabled and settings.redis_url:
+            timeout = settings.redis_timeout_ms / 1000
+            # redis-py's defaults retry with backoff for seconds on a dead Redis; fail fast instead.
+            self._redis = aioredis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                max_connections=64,
+                health_check_interval=0,
+            )
+
+    @property
+    def available(self) -> bool:
+        return self._redis is not None and time.monotonic() >= self._skip_until
+
+    async def get_many(self, keys: Sequence[str]) -> list[Entry | None] | None:
+        """Cached entries in key order (None per miss), or None when the cache cannot be used."""
+        if not self.available or self._redis is None:
+            return None
+        try:
+            raw = await self._redis.mget(keys)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._trip(exc)
+            return None
+        return [_decode(value) for value in raw]
+
+    def put_many(self, items: Sequence[tuple[str, Entry]]) -> None:
+        """Store entries in the background: the response does not wait for Redis."""
+        if not items or not self.available:
+            return
+        task = asyncio.create_task(self._write(items))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def close(self) -> None:
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=1)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def _write(self, items: Sequence[tuple[str, Entry]]) -> None:
+        assert self._redis is not None
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, entry in items:
+                    pipe.set(key, orjson.dumps(entry), ex=self._ttl_s)
+                await pipe.execute()
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._trip(exc)
+
+    def _trip(self, exc: BaseException) -> None:
+        if time.monotonic() >= self._skip_until:
+            log.warning("cache unavailable, bypassing it for %.1fs: %s", self._retry_after_s, exc)
+        self._skip_until = time.monotonic() + self._retry_after_s

@@ -1,0 +1,28 @@
+"""Typed reads of what the lifespan put on app.state, for route handlers to declare."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from mlstack.inference import Inference
+from mlstack.registry import Registry
+from mlstack.settings import Settings
+
+
+def get_inference(request: Request) -> Inference:
+    return request.app.state.inference  # type: ignore[no-any-return]
+
+
+def get_registry(request: Request) -> Registry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+InferenceDep = Annotated[Inference, Depends(get_inference)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,119 @@
+"""
+Every error a client can cause, the status it maps to, and the one place that renders them.
+
+* ServingError            500  base; never raised itself
+  + MalformedRequest      400  not JSON, wrong top-level shape, empty `instances`
+  + Unauthorized          401  missing or wrong internal gateway token (replica side)
+  + NotFound              404  unknown route
+    + ModelNotFound       404  unknown model or version
+  + UnsupportedMediaType  415  body is not application/json
+  + BadInput              422  breaks the input schema; names the row and the field
+  + TooManyRows           413  more instances than the batch limit
+  + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
+  + ModelNotReady         503  known, but no verified version is loaded
+
+Every error answers {"error": "<message>"} with Content-Type application/json, the shape of the Open
+Inference Protocol and of the gateway's own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("mlstack.errors")
+
+
+class ServingError(Exception):
+    status_code: ClassVar[int] = 500
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class MalformedRequest(ServingError):
+    status_code = 400
+
+
+class Unauthorized(ServingError):
+    status_code = 401
+
+
+class NotFound(ServingError):
+    status_code = 404
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, model: str, version: str | None = None) -> None:
+        if version is None:
+            super().__init__(f"model '{_clip(model)}' not found")
+        else:
+            super().__init__(f"model '{_clip(model)}' has no version '{_clip(version)}'")
+
+
+class UnsupportedMediaType(ServingError):
+    status_code = 415
+
+
+class BadInput(ServingError):
+    status_code = 422
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+
+
+class TooManyRows(ServingError):
+    status_code = 413
+
+
+class ArtifactRejected(ServingError):
+    status_code = 409
+
+    def __init__(self, file: str, check: str, detail: str) -> None:
+        super().__init__(f"{file}: {check} check failed: {detail}")
+        self.file, self.check = file, check
+
+
+class ModelNotReady(ServingError):
+    status_code = 503
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """Echo a client's name back without letting it fill the message."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Render every error, ours and the framework's, as {"error": ...}."""
+
+    @app.exception_handler(ServingError)
+    async def _serving_error(_: Request, exc: ServingError) -> JSONResponse:
+        return error_response(exc.status_code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "no such route", 405: "method not allowed"}
+        message = messages.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the input back: a NaN in it would make the error itself fail to encode.
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"] if p != "body")
+        return error_response(422, f"{where or 'body'}: {error['msg']}")
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the request id is in the replica's log")

@@ -1,0 +1,120 @@
+"""The protocol-free core of a prediction: resolve the version, validate, use the cache, predict misses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from mlstack.cache import Entry, PredictionCache, row_key
+from mlstack.metrics import Metrics
+from mlstack.registry import Loaded, Registry
+from mlstack.settings import Settings
+from mlstack.validation import Rows
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What any protocol needs to answer a prediction."""
+
+    model: str
+    version: str
+    labels: list[Any]
+    probabilities: list[list[float]] | None
+    classes: list[Any] | None
+    cache: str
+    """HIT, MISS, PARTIAL or BYPASS, for the X-Cache header."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Model-Version": self.version, "X-Cache": self.cache}
+
+
+class Inference:
+    """Predictions for every protocol edge. Model code runs on one worker thread, never on the event loop."""
+
+    def __init__(
+        self, registry: Registry, cache: PredictionCache, executor: ThreadPoolExecutor, metrics: Metrics
+    ) -> None:
+        self.registry = registry
+        self.cache = cache
+        self.metrics = metrics
+        self._executor = executor
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls, settings: Settings, registry: Registry, metrics: Metrics
+    ) -> AsyncIterator[Inference]:
+        cache = PredictionCache(settings)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        try:
+            yield cls(registry, cache, executor, metrics)
+        finally:
+            await cache.close()
+            executor.shutdown(wait=True)
+
+    async def predict_instances(self, model: str, version: str | None, instances: Any) -> Result:
+        """V1: `instances` is the client's list of feature objects."""
+        loaded = await self.registry.get(model, version)
+        return await self._run(loaded, loaded.validator.rows(instances))
+
+    async def predict_columns(
+        self, model: str, version: str | None, columns: dict[str, list[Any]], count: int
+    ) -> Result:
+        """V2: one list of `count` values per feature name."""
+        loaded = await self.registry.get(model, version)
+        return await self._run(loaded, loaded.validator.columns(columns, count))
+
+    async def _run(self, loaded: Loaded, rows: Rows) -> Result:
+        manifest = loaded.manifest
+        keys = [
+            row_key(manifest.model, manifest.version, manifest.artifact.sha256, row) for row in rows.values
+        ]
+        cached = await self.cache.get_many(keys)
+        entries: list[Entry | None] = cached if cached is not None else [None] * len(rows)
+        misses = [i for i, entry in enumerate(entries) if entry is None]
+        hits = len(rows) - len(misses)
+        self.metrics.count_cache(
+            hits, len(misses) if cached is not None else 0, 0 if cached is not None else len(rows)
+        )
+        if misses:
+            computed = await self._compute(loaded, rows.subset(misses))
+            for i, entry in zip(misses, computed, strict=True):
+                entries[i] = entry
+            if cached is not None:
+                self.cache.put_many([(keys[i], entries[i]) for i in misses])  # type: ignore[misc]
+        return self._result(loaded, entries, _cache_status(cached is not None, len(misses), len(rows)))
+
+    async def _compute(self, loaded: Loaded, rows: Rows) -> list[Entry]:
+        loop = asyncio.get_running_loop()
+        prediction = await loop.run_in_executor(self._executor, loaded.runtime.predict, rows)
+        self.metrics.predicted_rows.labels(loaded.manifest.model, loaded.version).inc(len(rows))
+        if prediction.probabilities is None:
+            return [{"l": label} for label in prediction.labels]
+        return [{"l": lb, "p": p} for lb, p in zip(prediction.labels, prediction.probabilities, strict=True)]
+
+    @staticmethod
+    def _result(loaded: Loaded, entries: list[Entry | None], cache: str) -> Result:
+        done = [entry for entry in entries if entry is not None]
+        manifest = loaded.manifest
+        probabilities = [entry["p"] for entry in done] if manifest.is_classifier else None
+        return Result(
+            model=manifest.model,
+            version=manifest.version,
+            labels=[entry["l"] for entry in done],
+            probabilities=probabilities,
+            classes=manifest.classes,
+            cache=cache,
+        )
+
+
+def _cache_status(cache_used: bool, misses: int, total: int) -> str:
+    if not cache_used:
+        return "BYPASS"
+    if misses == 0:
+        return "HIT"
+    return "MISS" if misses == total else "PARTIAL"

@@ -1,0 +1,83 @@
+"""Builds one replica. Nothing happens at import: `uvicorn --factory mlstack.main:create_app` builds it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from mlstack import __version__, errors
+from mlstack.api import docs, ops, v1, v2
+from mlstack.api.body import component_schemas
+from mlstack.inference import Inference
+from mlstack.metrics import Metrics, MetricsMiddleware
+from mlstack.observability import GatewayTokenMiddleware, RequestIdMiddleware, configure_logging
+from mlstack.registry import Registry
+from mlstack.schemas.v1 import V1PredictRequest
+from mlstack.schemas.v2 import InferenceRequest
+from mlstack.settings import Settings
+from mlstack.stats import StatsBoard
+from mlstack.store import ModelStore
+
+API_KEY_SCHEMES = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "Bearer": {"type": "http", "scheme": "bearer"},
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.replica_name)
+    metrics = Metrics(settings.replica_name)  # its own CollectorRegistry: apps in one process do not collide
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.metrics = metrics
+        store = ModelStore(settings.store_dir, settings.max_artifact_bytes)
+        app.state.registry = Registry(store, settings, metrics)
+        await app.state.registry.load_all()  # verifies every artifact before it unpickles it
+        async with (
+            Inference.start(settings, app.state.registry, metrics) as inference,
+            StatsBoard.start(settings, metrics) as board,
+        ):
+            app.state.inference, app.state.stats = inference, board
+            yield
+
+    app = FastAPI(
+        title="mlstack",
+        version=__version__,
+        lifespan=lifespan,
+        description="Versioned scikit-learn models behind KServe V1 and Open Inference Protocol (V2) routes.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    errors.install(app)
+    for router in (v1.router, v2.router, ops.router):
+        app.include_router(router)
+    if settings.docs_enabled:
+        docs.install(app)
+        app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.gateway_token is not None:
+        app.add_middleware(GatewayTokenMiddleware, token=settings.gateway_token.get_secret_value())
+    app.add_middleware(RequestIdMiddleware)  # outermost: even a refused request gets an id
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the nested body schemas and the gateway's two ways to send a key."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {}).update(component_schemas(V1PredictRequest, InferenceRequest))
+        components["securitySchemes"] = API_KEY_SCHEMES
+        schema["security"] = [{"ApiKey": []}, {"Bearer": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,106 @@
+"""The manifest of one model version: what it expects, what it answers, how it was made, its checksum."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+VERSION_NAME = re.compile(r"^[1-9][0-9]{0,8}$")
+FORMAT_VERSION = 1
+
+FeatureType = Literal["number", "integer", "boolean", "string"]
+Task = Literal["classification", "regression", "recommendation"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Strict):
+    """One input column of the pipeline, as a client sends it."""
+
+    name: str
+    type: FeatureType
+    nullable: bool = False
+    """A null (JSON null, V2 missing value) is allowed; the pipeline imputes it."""
+    categories: list[str] | None = None
+    """The values seen in training, for string features."""
+    reject_unknown: bool = True
+    """An unseen category is a 422 (True) or passes to the encoder, which ignores it (False)."""
+    minimum: float | None = None
+    """Smallest value seen in training: a hint for forms, not a limit."""
+    maximum: float | None = None
+    """Largest value seen in training: a hint for forms, not a limit."""
+    typical: Any = None
+    """A typical value (median or most frequent), used for example rows and form defaults."""
+
+
+class Artifact(_Strict):
+    """A file of the version directory and the facts checked before it is opened."""
+
+    file: str
+    format: Literal["joblib", "onnx"] = "joblib"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=1)
+
+
+class RuntimeVersions(_Strict):
+    """Library versions the artifact was written with; loading checks them."""
+
+    python: str
+    sklearn: str
+    numpy: str
+    joblib: str
+    pandas: str | None = None
+
+
+class Training(_Strict):
+    """How the version was made."""
+
+    source: str
+    """The demo set's name or the CSV file's name (never an absolute path)."""
+    target: str
+    rows: int
+    data_sha256: str
+    train_rows: int
+    test_rows: int
+    estimator: str
+    params: dict[str, Any] = {}
+    search: list[dict[str, Any]] = []
+    """Each candidate family's best cross-validated score."""
+    seconds: float = 0.0
+
+
+class Manifest(_Strict):
+    """Everything about one model version except its weights. Written once, never changed."""
+
+    format_version: int = FORMAT_VERSION
+    model: str = Field(pattern=MODEL_NAME.pattern)
+    version: str = Field(pattern=VERSION_NAME.pattern)
+    task: Task
+    description: str = ""
+    created_at: datetime
+    inputs: list[Feature]
+    classes: list[Any] | None = None
+    """Class labels in predict_proba's column order; None for regressors."""
+    metrics: dict[str, Any] = {}
+    training: Training
+    runtime: RuntimeVersions
+    artifact: Artifact
+    extra_artifacts: list[Artifact] = []
+    """Further files of the version (e.g. an ONNX export), each verified like the main one."""
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task == "classification"
+
+    def feature(self, name: str) -> Feature | None:
+        return next((f for f in self.inputs if f.name == name), None)
+
+    def public(self) -> dict[str, Any]:
+        """The manifest as clients see it (GET /v1/models/{m})."""
+        return self.model_dump(mode="json")

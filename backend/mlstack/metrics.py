@@ -1,0 +1,136 @@
+"""This replica's Prometheus metrics (its own registry) and the rolling figures behind its stats snapshot."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+from collections import deque
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+WINDOW_S = 60.0
+
+
+class Metrics:
+    """Counters for /metrics, plus a window of recent requests for percentiles in the stats snapshot."""
+
+    def __init__(self, replica: str) -> None:
+        self.replica = replica
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mlstack_requests", "HTTP requests answered", ["route", "model", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "mlstack_request_seconds",
+            "Time to answer a request",
+            ["route", "model"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.cache_rows = Counter(
+            "mlstack_cache_rows", "Rows looked up in the prediction cache", ["result"], registry=self.registry
+        )
+        self.predicted_rows = Counter(
+            "mlstack_predicted_rows", "Rows computed by a model", ["model", "version"], registry=self.registry
+        )
+        self.model_loaded = Gauge(
+            "mlstack_model_loaded",
+            "1 when the version is loaded and serving by default",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self._recent: deque[tuple[float, float, int, str]] = deque()
+        self._cache = Tally[str]()
+        self._totals = Tally[str]()
+        self.started_at = time.time()
+
+    def observe(self, route: str, model: str, status: int, seconds: float, version: str) -> None:
+        self.requests.labels(route, model, str(status)).inc()
+        self.latency.labels(route, model).observe(seconds)
+        self._totals["requests"] += 1
+        self._totals["errors"] += status >= 500
+        if version:
+            self._recent.append((time.monotonic(), seconds, status, f"{model}:{version}"))
+
+    def count_cache(self, hits: int, misses: int, bypassed: int) -> None:
+        for result, rows in (("hit", hits), ("miss", misses), ("bypass", bypassed)):
+            if rows:
+                self.cache_rows.labels(result).inc(rows)
+                self._cache[result] += rows
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def snapshot(self) -> dict[str, Any]:
+        """This replica's figures over the last minute, as the stats route and the UI show them."""
+        now = time.monotonic()
+        while self._recent and self._recent[0][0] < now - WINDOW_S:
+            self._recent.popleft()
+        window = now - self._recent[0][0] if self._recent else WINDOW_S
+        return {
+            "name": self.replica,
+            "updated_at": time.time(),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "requests_total": self._totals["requests"],
+            "errors_total": self._totals["errors"],
+            "cache": {
+                "hits": self._cache["hit"],
+                "misses": self._cache["miss"],
+                "bypasses": self._cache["bypass"],
+            },
+            "window_s": round(max(window, 1.0), 1),
+            "predictions": _by_version(list(self._recent), max(window, 1.0)),
+        }
+
+
+def _by_version(recent: list[tuple[float, float, int, str]], window_s: float) -> dict[str, Any]:
+    grouped: dict[str, list[tuple[float, int]]] = {}
+    for _, seconds, status, key in recent:
+        grouped.setdefault(key, []).append((seconds, status))
+    return {key: _figures(items, window_s) for key, items in grouped.items()}
+
+
+def _figures(items: list[tuple[float, int]], window_s: float) -> dict[str, Any]:
+    latencies_ms = np.array([seconds for seconds, _ in items]) * 1000
+    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99]).round(2).tolist()
+    errors = sum(status >= 500 for _, status in items)
+    return {
+        "requests": len(items),
+        "per_s": round(len(items) / window_s, 2),
+        "error_ratio": round(errors / len(items), 4),
+        "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+    }
+
+
+class MetricsMiddleware:
+    """Times every request and labels it by route template, model and status (never by raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        seen: dict[str, Any] = {"status": 500, "version": ""}
+
+        async def send_and_note(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name == b"x-model-version":
+                        seen["version"] = value.decode()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            model = scope.get("path_params", {}).get("model", "")
+            self.metrics.observe(route, model, seen["status"], time.perf_counter() - started, seen["version"])

@@ -1,0 +1,113 @@
+"""The versions this replica has loaded, which one is current per model, and the atomic swap on reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
+from mlstack.manifest import Manifest
+from mlstack.metrics import Metrics
+from mlstack.runtime import Runtime, SklearnRuntime
+from mlstack.settings import Settings
+from mlstack.store import ModelStore
+from mlstack.validation import Validator
+
+log = logging.getLogger("mlstack.registry")
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One verified, loaded version with its validator."""
+
+    manifest: Manifest
+    runtime: Runtime
+    validator: Validator
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+class Registry:
+    """Loaded versions keyed by (model, version); `current` maps a model to its served version.
+
+    Loading runs in a worker thread and the maps are only changed on the event loop, so a request
+    sees either the old or the new version, never a half-loaded one.
+    """
+
+    def __init__(self, store: ModelStore, settings: Settings, metrics: Metrics) -> None:
+        self.store = store
+        self._settings = settings
+        self._metrics = metrics
+        self._loaded: dict[tuple[str, str], Loaded] = {}
+        self.current: dict[str, str] = {}
+        self.failures: dict[str, str] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def load_all(self) -> None:
+        """At start: each model's CURRENT version. A failure is logged and leaves that model not ready."""
+        for model in self.store.models():
+            try:
+                await self.reload(model)
+            except (ArtifactRejected, ModelNotFound, ModelNotReady) as exc:
+                log.error("model %s not loaded: %s", model, exc)
+
+    async def reload(self, model: str) -> tuple[str | None, str]:
+        """Load the store's CURRENT version of `model` beside the old one, then switch. Returns (old, new)."""
+        version = self.store.current(model)
+        if version is None:
+            raise ModelNotReady(f"model '{model}' has no CURRENT version in the store")
+        try:
+            await self.get(model, version)
+        except ArtifactRejected as exc:
+            self.failures[model] = str(exc)
+            raise
+        previous = self.current.get(model)
+        self.current[model] = version
+        if previous is not None:
+            self._metrics.model_loaded.labels(model, previous).set(0)
+        self._metrics.model_loaded.labels(model, version).set(1)
+        self.failures.pop(model, None)
+        log.info("model %s now serves version %s (was %s)", model, version, previous)
+        return previous, version
+
+    async def get(self, model: str, version: str | None = None) -> Loaded:
+        """A loaded version; the current one when `version` is None. Loads a pinned version on first use."""
+        if version is None:
+            version = self.current.get(model)
+            if version is None:
+                return await self._first_use(model)
+        loaded = self._loaded.get((model, version))
+        return loaded if loaded is not None else await self._load(model, version)
+
+    def loaded_versions(self, model: str) -> list[str]:
+        return sorted((v for m, v in self._loaded if m == model), key=int)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.current)
+
+    async def _first_use(self, model: str) -> Loaded:
+        if model not in self.store.models():
+            raise ModelNotFound(model)
+        try:
+            await self.reload(model)
+        except ArtifactRejected as exc:
+            raise ModelNotReady(f"model '{model}' is not loaded: {exc}") from None
+        return self._loaded[(model, self.current[model])]
+
+    async def _load(self, model: str, version: str) -> Loaded:
+        lock = self._locks.setdefault((model, version), asyncio.Lock())
+        async with lock:  # concurrent first requests for a version load it once
+            if (model, version) not in self._loaded:
+                self._loaded[(model, version)] = await asyncio.to_thread(self._build, model, version)
+        return self._loaded[(model, version)]
+
+    def _build(self, model: str, version: str) -> Loaded:
+        manifest, pipeline = self.store.load(model, version)
+        settings = self._settings
+        validator = Validator(manifest, settings.max_batch_rows, settings.max_string_length)
+        log.info("loaded %s version %s (sha256 %s…)", model, version, manifest.artifact.sha256[:12])
+        return Loaded(manifest, SklearnRuntime(manifest, pipeline), validator)

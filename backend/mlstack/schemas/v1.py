@@ -1,0 +1,52 @@
+"""KServe V1 / TF Serving style shapes: `instances` in, `predictions` (and probabilities) out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class V1PredictRequest(BaseModel):
+    """One row per instance: an object of feature name → value, exactly the model's inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[dict[str, Any]] = Field(
+        min_length=1, examples=[[{"tenure_months": 12, "contract": "One year"}]]
+    )
+
+
+class V1PredictResponse(BaseModel):
+    """Predictions in the order of `instances`; `probabilities` per class for classifiers."""
+
+    model_name: str
+    model_version: str
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None = None
+
+
+class ModelSummary(BaseModel):
+    """A model in the store and what this replica serves of it."""
+
+    name: str
+    task: str | None
+    versions: list[str]
+    current: str | None
+    """The version the store's CURRENT names."""
+    serving: str | None
+    """The version this replica answers with by default (differs from `current` until a reload)."""
+    loaded: list[str]
+    error: str | None = None
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ReloadResult(BaseModel):
+    """The version served before and after a reload."""
+
+    model: str
+    previous_version: str | None
+    version: str

@@ -1,0 +1,60 @@
+"""The replica's configuration: every knob, read once from BACKEND_* variables or .env."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of one serving replica (and the training command's store location)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BACKEND_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    store_dir: Path = Path("model_store")
+    """Root of the versioned model store: <model>/<version>/ and <model>/CURRENT."""
+
+    max_artifact_bytes: int = Field(default=512 << 20, ge=1)
+    """Largest model artifact a replica will open; a bigger file is refused before it is read."""
+
+    redis_url: str | None = None
+    """Prediction cache shared by all replicas (redis://host:port/db). Unset: X-Cache says BYPASS."""
+
+    redis_timeout_ms: int = Field(default=25, ge=1)
+    """A cache call slower than this counts as failed and the request goes on without the cache."""
+
+    cache_enabled: bool = True
+    """Switch the prediction cache off without removing the Redis URL."""
+
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    """How long a cached prediction lives."""
+
+    cache_retry_after_s: float = Field(default=2.0, ge=0)
+    """After a cache failure, skip Redis for this long before one call tries it again."""
+
+    max_batch_rows: int = Field(default=1000, ge=1)
+    """Largest number of instances in one request; more is 413."""
+
+    max_string_length: int = Field(default=256, ge=1)
+    """Longest string a string feature takes; longer is 422."""
+
+    gateway_token: SecretStr | None = None
+    """Shared secret only the gateway sends (X-Gateway-Token); unset means no check (local development)."""
+
+    replica_name: str = Field(default_factory=socket.gethostname)
+    """How this replica names itself in logs and statistics."""
+
+    docs_enabled: bool = True
+    """Serve /docs and /openapi.json."""
+
+    log_level: str = "INFO"
+    """Python logging level of the replica."""

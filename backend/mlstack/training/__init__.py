@@ -1,0 +1,1 @@
+"""Training: demo data sets, the preprocessing recipe, model search and publishing."""

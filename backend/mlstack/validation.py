@@ -1,0 +1,133 @@
+"""Rows from clients checked against a manifest's input schema; every error names the row and the field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlstack.errors import BadInput, MalformedRequest, TooManyRows
+from mlstack.manifest import Feature, Manifest
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Validated rows: each a tuple of values in the schema's feature order, JSON-native types."""
+
+    features: tuple[Feature, ...]
+    values: list[tuple[Any, ...]]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def column(self, index: int) -> list[Any]:
+        return [row[index] for row in self.values]
+
+    def subset(self, indexes: Sequence[int]) -> Rows:
+        return Rows(self.features, [self.values[i] for i in indexes])
+
+
+Checker = Callable[[Any], Any]
+
+
+def _number(value: Any) -> Any:
+    if type(value) is float:  # bool is a subclass of int: exact type checks keep `true` out
+        return value
+    if type(value) is int:
+        as_float = float(value)
+        if math.isinf(as_float):
+            raise ValueError("number too large")
+        return as_float
+    raise ValueError("must be a number")
+
+
+def _integer(value: Any) -> Any:
+    if type(value) is int or (type(value) is float and value.is_integer()):
+        return _number(value)
+    raise ValueError("must be an integer")
+
+
+def _boolean(value: Any) -> Any:
+    if type(value) is bool:
+        return value
+    raise ValueError("must be true or false")
+
+
+def _string_checker(feature: Feature, max_length: int) -> Checker:
+    allowed = frozenset(feature.categories or ()) if feature.reject_unknown and feature.categories else None
+
+    def check(value: Any) -> Any:
+        if type(value) is not str:
+            raise ValueError("must be a string")
+        if len(value) > max_length:
+            raise ValueError(f"longer than {max_length} characters")
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"unknown category {value[:40]!r}; allowed: {sorted(allowed)}")
+        return value
+
+    return check
+
+
+class Validator:
+    """Checks rows for one manifest. Built once per loaded version, used for every request."""
+
+    def __init__(self, manifest: Manifest, max_rows: int, max_string_length: int) -> None:
+        self.features = tuple(manifest.inputs)
+        self.names = tuple(f.name for f in self.features)
+        self._name_set = frozenset(self.names)
+        self.max_rows = max_rows
+        self._checkers = [self._checker(f, max_string_length) for f in self.features]
+
+    @staticmethod
+    def _checker(feature: Feature, max_string_length: int) -> Checker:
+        simple = {"number": _number, "integer": _integer, "boolean": _boolean}
+        return simple.get(feature.type) or _string_checker(feature, max_string_length)
+
+    def check_count(self, count: int, where: str = "instances") -> None:
+        if count == 0:
+            raise MalformedRequest(f"{where}: must hold at least one row")
+        if count > self.max_rows:
+            raise TooManyRows(f"{where}: {count} rows, more than the limit of {self.max_rows}")
+
+    def rows(self, instances: Any) -> Rows:
+        """V1 `instances`: a non-empty list of objects, feature name → value."""
+        if not isinstance(instances, list):
+            raise MalformedRequest("instances: must be a list of objects")
+        self.check_count(len(instances))
+        return Rows(self.features, [self._row(i, row) for i, row in enumerate(instances)])
+
+    def columns(self, columns: dict[str, list[Any]], count: int) -> Rows:
+        """V2 tensors as columns of equal length, already matched to feature names."""
+        self.check_count(count, "inputs")
+        rows = zip(*(columns[name] for name in self.names), strict=True)
+        return Rows(self.features, [self._values(f"inputs[{i}]", row) for i, row in enumerate(rows)])
+
+    def _row(self, index: int, row: Any) -> tuple[Any, ...]:
+        where = f"instances[{index}]"
+        if not isinstance(row, dict):
+            raise BadInput(where, "must be an object of feature values")
+        if row.keys() != self._name_set:
+            self._explain_keys(where, row)
+        return self._values(where, tuple(row[name] for name in self.names))
+
+    def _values(self, where: str, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = []
+        for feature, check, value in zip(self.features, self._checkers, raw, strict=True):
+            if value is None:
+                if not feature.nullable:
+                    raise BadInput(f"{where}.{feature.name}", "must not be null")
+                out.append(None)
+                continue
+            try:
+                out.append(check(value))
+            except ValueError as exc:
+                raise BadInput(f"{where}.{feature.name}", str(exc)) from None
+        return tuple(out)
+
+    def _explain_keys(self, where: str, row: dict[str, Any]) -> None:
+        unknown = [key for key in row if key not in self._name_set]
+        if unknown:
+            raise BadInput(f"{where}.{str(unknown[0])[:64]}", "unknown feature")
+        missing = next(name for name in self.names if name not in row)
+        raise BadInput(f"{where}.{missing}", "missing feature")

@@ -1,0 +1,70 @@
+"""Real model stores trained once per session, and a replica app built on them."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mlstack.cli import main as cli
+from mlstack.main import create_app
+from mlstack.settings import Settings
+from mlstack.store import ModelStore
+
+from .servers import running_replica
+
+DEMO_MODELS = {
+    "churn": ["--demo", "churn"],
+    "fraud": ["--demo", "fraud"],
+    "maintenance": ["--demo", "maintenance"],
+    "rul": ["--demo", "maintenance", "--target", "remaining_useful_life_days", "--model", "rul"],
+}
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store with the three demo classifiers and one regressor, small and fast to train."""
+    root = tmp_path_factory.mktemp("store")
+    for args in DEMO_MODELS.values():
+        assert cli(["train", *args, "--rows", "800", "--search", "fast", "--store-dir", str(root)]) == 0
+    return root
+
+
+@pytest.fixture
+def store_dir(trained_store: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained store, free to tamper with."""
+    copy = tmp_path / "store"
+    shutil.copytree(trained_store, copy)
+    for path in copy.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def shared_client(trained_store: Path) -> Iterator[TestClient]:
+    """One replica app over the session store, for tests that only read."""
+    with TestClient(create_app(Settings(store_dir=trained_store, redis_url=None))) as client:
+        yield client
+
+
+def example_row(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A valid instance: every feature at its typical value."""
+    return {feature["name"]: feature["typical"] for feature in manifest["inputs"]}
+
+
+def in_process(store_dir: Path, model: str) -> Any:
+    """The published pipeline, loaded in this process the way a data scientist would."""
+    store = ModelStore(store_dir)
+    return store.load(model, store.current(model) or "1")[1]
+
+
+@pytest.fixture(scope="session")
+def replica_url(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real uvicorn process serving the session store on a free loopback port."""
+    log = tmp_path_factory.mktemp("replica") / "replica.log"
+    with running_replica(trained_store, log) as url:
+        yield url

@@ -1,0 +1,113 @@
+"""The prediction cache against a real redis-server: hits, partial batches, version isolation, Redis down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mlstack.cli import main as cli
+from mlstack.main import create_app
+from mlstack.settings import Settings
+
+from .servers import RedisServer, redis_server
+from .test_api_v1 import varied_rows
+
+PREDICT = "/v1/models/churn:predict"
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def client(store_dir: Path, redis: RedisServer) -> Iterator[TestClient]:
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_retry_after_s=0.5)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def rows(client: TestClient) -> list[dict[str, Any]]:
+    return varied_rows(client.get("/v1/models/churn").json(), 6)
+
+
+def predict(client: TestClient, rows: list[dict[str, Any]], url: str = PREDICT) -> tuple[str, Any]:
+    response = client.post(url, json={"instances": rows})
+    assert response.status_code == 200
+    return response.headers["X-Cache"], response.json()
+
+
+def test_same_row_twice_is_a_miss_then_a_hit(client: TestClient, rows: list[dict[str, Any]]) -> None:
+    first = predict(client, rows[:1])
+    time.sleep(0.1)  # the cache is filled in the background
+    again = predict(client, [dict(reversed(rows[0].items()))])
+
+    assert (first[0], again[0]) == ("MISS", "HIT")
+    assert first[1] == again[1]
+
+
+def test_number_spelling_does_not_change_the_key(client: TestClient, rows: list[dict[str, Any]]) -> None:
+    row = rows[0]
+    integral = next(k for k, v in row.items() if isinstance(v, int) and not isinstance(v, bool))
+    predict(client, [row])
+    time.sleep(0.1)
+
+    assert predict(client, [{**row, integral: float(row[integral])}])[0] == "HIT"
+
+
+def test_batch_with_some_rows_cached_is_partial_and_equal(
+    client: TestClient, rows: list[dict[str, Any]]
+) -> None:
+    _, cached_part = predict(client, rows[:3])
+    time.sleep(0.1)
+    status, whole = predict(client, rows)
+
+    assert status == "PARTIAL"
+    assert whole["predictions"][:3] == cached_part["predictions"]
+    assert whole["probabilities"][:3] == cached_part["probabilities"]
+    time.sleep(0.1)
+    assert predict(client, rows)[0] == "HIT"
+
+
+def test_a_new_version_never_meets_the_old_versions_entries(
+    client: TestClient, store_dir: Path, rows: list[dict[str, Any]]
+) -> None:
+    predict(client, rows[:2])
+    time.sleep(0.1)
+    args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--store-dir"]
+    assert cli([*args, str(store_dir)]) == 0
+    assert client.post("/v1/models/churn:reload").json()["version"] == "2"
+
+    status, body = predict(client, rows[:2])
+    pinned_status, pinned = predict(client, rows[:2], "/v1/models/churn/versions/1:predict")
+
+    assert (status, body["model_version"]) == ("MISS", "2")
+    assert (pinned_status, pinned["model_version"]) == ("HIT", "1")
+
+
+@pytest.mark.faults
+def test_redis_down_still_answers_and_hits_return_when_it_is_back(
+    client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
+) -> None:
+    predict(client, rows[:1])
+    redis.stop()
+
+    statuses = []
+    for row in rows:
+        started = time.monotonic()
+        statuses.append(predict(client, [row])[0])
+        assert time.monotonic() - started < 0.5
+    redis.start()
+    time.sleep(0.6)  # the breaker's retry_after
+    predict(client, rows[-1:])
+    time.sleep(0.1)
+
+    assert statuses == ["BYPASS"] * len(rows)
+    assert predict(client, rows[-1:])[0] == "HIT"
