@@ -75,7 +75,10 @@ def test_predict_reports_version_and_keeps_row_order(
 
     assert batch.headers["X-Model-Version"] == batch.json()["model_version"] == "1"
     assert batch.json()["predictions"] == [s["predictions"][0] for s in singles]
-    assert batch.json()["probabilities"] == [s["probabilities"][0] for s in singles]
+    # the same rows in one matrix or one at a time may differ in the last bit (BLAS), no more
+    together = [list(p.values()) for p in batch.json()["probabilities"]]
+    alone = [list(s["probabilities"][0].values()) for s in singles]
+    assert np.allclose(together, alone, rtol=0, atol=1e-12)
 
 
 def test_pinned_version_answers_with_that_version(shared_client: TestClient, churn: dict[str, Any]) -> None:

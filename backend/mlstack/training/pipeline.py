@@ -1,0 +1,95 @@
+"""The one preprocessing recipe: input schema from a table, the frame cast every pipeline sees, the Pipeline.
+
+Training and serving both cast rows with `prepare_frame`, so a pipeline sees exactly the same dtypes in
+a notebook, at training time and behind the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlstack.manifest import Feature
+
+
+def infer_schema(frame: pd.DataFrame, target: str, reject_unknown: bool = True) -> list[Feature]:
+    """Each column but the target as a Feature: type, nullable, categories or range, typical value."""
+    return [_feature(str(name), frame[name], reject_unknown) for name in frame.columns if name != target]
+
+
+def _feature(name: str, column: pd.Series, reject_unknown: bool) -> Feature:
+    nullable = bool(column.isna().any())
+    present = column.dropna()
+    if pd.api.types.is_bool_dtype(column):
+        return Feature(name=name, type="boolean", nullable=nullable, typical=bool(present.mode().iloc[0]))
+    if pd.api.types.is_numeric_dtype(column):
+        kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
+        median = float(present.median())
+        typical: Any = int(round(median)) if kind == "integer" else round(median, 6)
+        return Feature(
+            name=name,
+            type=kind,
+            nullable=nullable,
+            typical=typical,
+            minimum=float(present.min()),
+            maximum=float(present.max()),
+        )
+    values = present.astype(str)
+    return Feature(
+        name=name,
+        type="string",
+        nullable=nullable,
+        categories=sorted(values.unique().tolist()),
+        reject_unknown=reject_unknown,
+        typical=str(values.mode().iloc[0]),
+    )
+
+
+def prepare_frame(frame: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
+    """Numbers and booleans as float64, strings as objects, missing values as NaN, in schema order."""
+    return pd.DataFrame(
+        {f.name: _cast(frame[f.name], f.type == "string") for f in features}, index=frame.index
+    )
+
+
+def _cast(column: pd.Series, is_string: bool) -> pd.Series:
+    if is_string:
+        values = column.astype(object)
+        return values.where(values.notna(), np.nan)
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.astype("float64")
+    return pd.Series([np.nan if v is None else float(v) for v in column], index=column.index, dtype="float64")
+
+
+def build_pipeline(features: list[Feature], estimator: BaseEstimator) -> Pipeline:
+    """Impute + scale numbers and booleans, impute + one-hot strings (unknown ones ignored), then the model."""
+    numeric = [f.name for f in features if f.type != "string"]
+    strings = [f.name for f in features if f.type == "string"]
+    steps = []
+    if numeric:
+        steps.append(
+            (
+                "numeric",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                numeric,
+            )
+        )
+    if strings:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        steps.append(
+            (
+                "categorical",
+                Pipeline([("impute", SimpleImputer(strategy="most_frequent")), ("one_hot", encoder)]),
+                strings,
+            )
+        )
+    # sparse_threshold=0: tree models need dense input
+    preprocess = ColumnTransformer(steps, sparse_threshold=0.0, verbose_feature_names_out=False)
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])

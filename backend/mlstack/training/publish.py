@@ -1,0 +1,80 @@
+"""One training run end to end: schema, search, manifest, a new immutable version, then CURRENT."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mlstack.manifest import Artifact, Manifest, Training
+from mlstack.store import ModelStore, build_manifest
+from mlstack.training.pipeline import infer_schema
+from mlstack.training.search import Task, search
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What to train on and how; `source` is a demo name or a file *name*, never a path."""
+
+    model: str
+    frame: pd.DataFrame
+    target: str
+    source: str
+    task: Task
+    data_sha256: str
+    description: str = ""
+    effort: str = "full"
+    seed: int = 0
+    reject_unknown: bool = True
+    promote: bool = True
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+
+
+def guess_task(target: pd.Series) -> Task:
+    """Few distinct integer, boolean or string values: classification; otherwise regression."""
+    discrete = not pd.api.types.is_float_dtype(target) or bool((target.dropna() % 1 == 0).all())
+    return "classification" if discrete and target.nunique() <= 20 else "regression"
+
+
+def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
+    started = time.perf_counter()
+    frame = request.frame.dropna(subset=[request.target])
+    features = infer_schema(frame, request.target, request.reject_unknown)
+    result = search(frame, request.target, features, request.task, request.effort, request.seed)
+    training = Training(
+        source=request.source,
+        target=request.target,
+        rows=len(frame),
+        data_sha256=request.data_sha256,
+        train_rows=result.train_rows,
+        test_rows=result.test_rows,
+        estimator=result.family,
+        params=result.params,
+        search=result.summary,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    classes = result.pipeline.classes_.tolist() if request.task == "classification" else None
+    metrics = {**result.metrics, "cv_scoring": result.scoring, "cv_score": round(result.cv_score, 6)}
+
+    def describe(version: str, artifact: Artifact) -> Manifest:
+        return build_manifest(
+            model=request.model,
+            version=version,
+            task=request.task,
+            description=request.description,
+            inputs=features,
+            classes=classes,
+            metrics=metrics,
+            training=training,
+            artifact=artifact,
+        )
+
+    manifest = store.publish(request.model, result.pipeline, describe)
+    if request.promote:
+        store.set_current(request.model, manifest.version)
+    return manifest
