@@ -69,7 +69,7 @@ def _cast(column: pd.Series, is_string: bool) -> pd.Series:
 
 
 def build_pipeline(features: list[Feature], estimator: BaseEstimator) -> Pipeline:
-    """Impute + scale numbers and booleans, impute + one-hot strings (unknown ones ignored), then the model."""
+    """Impute, scale numbers and booleans, impute, one-hot strings (unknown ones ignored), then a model."""
     numeric = [f.name for f in features if f.type != "string"]
     strings = [f.name for f in features if f.type == "string"]
     steps = []
