@@ -1,0 +1,1 @@
+"""Runs the whole stack natively (nginx, redis-server, uvicorn replicas, Streamlit): `make start`, tests."""

@@ -1,0 +1,304 @@
+"""The whole stack as local processes: redis-server, N uvicorn replicas, Streamlit, nginx in front.
+
+`NativeStack` is what `python -m stack up` runs and what the whole-stack tests start, on free ports in a
+temporary directory; the same code path both ways.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stack import gateway, runstate
+from stack.keys import ApiKey, UiLogin, demo_keys, demo_login, load_keys
+from stack.procs import Process, free_port, http_ok, redis_cache_command, redis_ping, stop_all, wait_for
+from stack.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_MODELS = (
+    ["--demo", "churn"],
+    ["--demo", "fraud", "--search", "fast"],
+    ["--demo", "maintenance", "--search", "fast"],
+)
+
+
+@dataclass
+class StackOptions:
+    """What one stack is made of; defaults come from StackSettings (environment and .env)."""
+
+    run_dir: Path
+    store_dir: Path
+    gateway_port: int
+    replicas: int = 2
+    keys: list[ApiKey] = field(default_factory=list)
+    ui_login: UiLogin | None = None
+    generated: dict[str, Any] = field(default_factory=dict)
+    rate_per_s: int = 1000
+    burst: int = 2000
+    max_body: str = "1m"
+    docs_enabled: bool = True
+    with_ui: bool = True
+    ui_port: int = 8501
+    host: str = "127.0.0.1"
+    replica_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: StackSettings, store_dir: Path) -> StackOptions:
+        keys = load_keys(
+            settings.gateway_keys.get_secret_value() if settings.gateway_keys else None,
+            settings.gateway_keys_file,
+        )
+        generated: dict[str, Any] = {}
+        if not keys:
+            keys = demo_keys()
+            generated["keys"] = [k.public() for k in keys]
+        login = None
+        if settings.gateway_ui_auth:
+            login = _ui_login(settings, generated)
+        return cls(
+            run_dir=settings.stack_run_dir.resolve(),
+            store_dir=store_dir.resolve(),
+            gateway_port=settings.gateway_port,
+            replicas=settings.backend_replicas,
+            keys=keys,
+            ui_login=login,
+            generated=generated,
+            rate_per_s=settings.gateway_rate_per_s,
+            burst=settings.gateway_burst,
+            max_body=settings.gateway_max_body,
+            docs_enabled=settings.gateway_docs,
+            ui_port=settings.stack_ui_port,
+            host=settings.gateway_host,
+        )
+
+
+def _ui_login(settings: StackSettings, generated: dict[str, Any]) -> UiLogin:
+    if settings.gateway_ui_user and settings.gateway_ui_password:
+        return UiLogin(settings.gateway_ui_user, settings.gateway_ui_password.get_secret_value())
+    login = demo_login()
+    generated["ui"] = {"user": login.user, "password": login.password}
+    return login
+
+
+class NativeStack:
+    """Start, inspect, hurt and stop one native stack. Use as a context manager or call up()/down()."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.token = secrets.token_urlsafe(32)
+        self.redis_port = free_port()
+        self.replicas: list[Process] = []
+        self.processes: list[Process] = []
+        self.logs = options.run_dir / "logs"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> NativeStack:
+        self.up()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.down()
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.gateway_port}"
+
+    def up(self, timeout_s: float = 60.0) -> None:
+        self.options.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start(self._redis_process(), lambda: redis_ping(self.redis_port), timeout_s)
+            self._start_replicas(timeout_s)
+            if self._ui_available():
+                ui = self._ui_process()
+                self._start(ui, lambda: http_ok(f"http://127.0.0.1:{ui.port}/ui/_stcore/health"), timeout_s)
+            self._render()
+            self._start(self._nginx_process(), lambda: http_ok(f"{self.gateway_url}/healthz"), timeout_s)
+            wait_for(lambda: http_ok(f"{self.gateway_url}/v2/health/ready"), "gateway → replicas", timeout_s)
+            runstate.write(self.options.run_dir, self.state())
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        stop_all(self.processes)
+        self.processes.clear()
+        runstate.remove(self.options.run_dir)
+
+    # -- what tests and operators use ------------------------------------------------------------
+
+    def key(self, scope: str) -> str:
+        return next(k.secret for k in self.options.keys if k.scope == scope)
+
+    def process(self, role: str, index: int = 0) -> Process:
+        return [p for p in self.processes if p.role == role][index]
+
+    def restart(self, process: Process, timeout_s: float = 30.0) -> None:
+        process.stop()
+        process.start()
+        check = (
+            (lambda: redis_ping(self.redis_port))
+            if process.role == "redis"
+            else (lambda: http_ok(f"http://127.0.0.1:{process.port}/v2/health/ready"))
+        )
+        wait_for(check, process.name, timeout_s, process)
+        runstate.write(self.options.run_dir, self.state())
+
+    def rotate_keys(self, keys: list[ApiKey]) -> None:
+        """New key set, live: render the key file, check the config, `nginx -s reload` (HUP)."""
+        self.options.keys = keys
+        config = self._gateway_config()
+        conf_dir = self.options.run_dir / "nginx"
+        paths = gateway.paths_for(config, conf_dir, self.options.run_dir)
+        gateway.render_keys(config, conf_dir, paths)
+        gateway.check(conf_dir / "nginx.conf", paths["error_log"])
+        self.process("gateway").signal(
+            1
+        )  # SIGHUP: new workers take the new keys, old ones finish their requests
+
+    def state(self) -> dict[str, Any]:
+        """The run-state file's content, exactly the contract's shape."""
+        state: dict[str, Any] = {
+            "gateway_url": self.gateway_url,
+            "processes": [
+                {"role": p.role, "pid": p.pid, "port": p.port, "log": _relative(p.log)}
+                for p in self.processes
+            ],
+        }
+        if self.options.generated:
+            state["credentials"] = self.options.generated
+        return state
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _start(self, process: Process, ready: Any, timeout_s: float) -> None:
+        self.processes.append(process)
+        process.start()
+        wait_for(ready, process.name, timeout_s, process)
+
+    def _start_replicas(self, timeout_s: float) -> None:
+        for index in range(1, self.options.replicas + 1):
+            replica = self._replica_process(index)
+            self.replicas.append(replica)
+            self.processes.append(replica)
+            replica.start()
+        for replica in self.replicas:
+            url = f"http://127.0.0.1:{replica.port}/v2/health/ready"
+            wait_for(lambda url=url: http_ok(url), replica.name, timeout_s, replica)
+
+    def _redis_process(self) -> Process:
+        workdir = self.options.run_dir / "redis"
+        workdir.mkdir(parents=True, exist_ok=True)
+        return Process(
+            "redis",
+            "redis",
+            redis_cache_command(self.redis_port, workdir),
+            self.logs / "redis.log",
+            port=self.redis_port,
+        )
+
+    def _replica_process(self, index: int) -> Process:
+        port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "mlstack.main:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-keep-alive",
+            "75",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--timeout-graceful-shutdown",
+            "10",
+        ]
+        env = {
+            "BACKEND_STORE_DIR": str(self.options.store_dir),
+            "BACKEND_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "BACKEND_GATEWAY_TOKEN": self.token,
+            "BACKEND_REPLICA_NAME": f"replica-{index}",
+            **self.options.replica_env,
+        }
+        return Process(
+            "replica", f"replica-{index}", command, self.logs / f"replica-{index}.log", port=port, env=env
+        )
+
+    def _ui_available(self) -> bool:
+        return self.options.with_ui and (ROOT / "frontend" / "app.py").is_file()
+
+    def _ui_process(self) -> Process:
+        port = self.options.ui_port
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "frontend" / "app.py"),
+            "--server.baseUrlPath",
+            "ui",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        env = {"FRONTEND_GATEWAY_URL": self.gateway_url, "FRONTEND_API_KEY": self.key("predict")}
+        admin = [k for k in self.options.keys if k.scope == "admin"]
+        if admin:
+            env["FRONTEND_ADMIN_KEY"] = admin[0].secret
+        return Process("ui", "ui", command, self.logs / "ui.log", port=port, env=env)
+
+    def _gateway_config(self) -> gateway.GatewayConfig:
+        options = self.options
+        ui = [p for p in self.processes if p.role == "ui"]
+        return gateway.GatewayConfig(
+            mode="native",
+            listen=f"{options.host}:{options.gateway_port}",
+            keys=options.keys,
+            gateway_token=self.token,
+            replica_ports=[r.port for r in self.replicas if r.port],
+            ui_upstream=f"127.0.0.1:{ui[0].port}" if ui else None,
+            ui_login=options.ui_login,
+            rate_per_s=options.rate_per_s,
+            burst=options.burst,
+            max_body=options.max_body,
+            docs_enabled=options.docs_enabled,
+        )
+
+    def _render(self) -> None:
+        config = self._gateway_config()
+        conf_dir = self.options.run_dir / "nginx"
+        paths = gateway.paths_for(config, conf_dir, self.options.run_dir)
+        temp = Path(paths["temp"])
+        temp.mkdir(parents=True, exist_ok=True)
+        temp.chmod(0o1777)  # nginx workers drop root privileges and still need to write here
+        self.logs.mkdir(parents=True, exist_ok=True)
+        gateway.check(gateway.render(config, conf_dir, paths), paths["error_log"])
+
+    def _nginx_process(self) -> Process:
+        conf_dir = self.options.run_dir / "nginx"
+        error_log = str(self.logs / "gateway-error.log")
+        command = [gateway.nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-e", error_log]
+        return Process(
+            "gateway", "gateway", command, self.logs / "gateway.log", port=self.options.gateway_port
+        )
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,140 @@
+"""Processes of the stack: start each in its own session with a log file, wait until healthy, stop by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Native thread pools get one core per replica: several replicas share two cores.
+PINNED_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@dataclass
+class Process:
+    """One started process and where its output goes."""
+
+    role: str
+    name: str
+    command: list[str]
+    log: Path
+    port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was never started"
+        return self.popen.pid
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **PINNED_THREADS, **self.env}
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                self.command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the launcher, not each child
+            )
+
+    def signal(self, signum: int) -> None:
+        if self.running:
+            os.kill(self.pid, signum)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM (graceful: uvicorn drains, nginx finishes requests), then SIGKILL after the timeout."""
+        if self.popen is None:
+            return
+        if self.running:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        self.popen.wait()
+
+    def tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float, process: Process | None = None) -> None:
+    """Poll `check` until it holds; fail early with the log's tail if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if process is not None and process.popen is not None and not process.running:
+            raise RuntimeError(f"{process.name} exited while starting:\n{process.tail()}")
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s")
+
+
+def http_ok(url: str, headers: Mapping[str, str] | None = None) -> bool:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_cache_command(port: int, workdir: Path) -> list[str]:
+    """The prediction cache: memory only, bounded, evicting least recently used keys."""
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory",
+        "256mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--dir",
+        str(workdir),
+    ]
+
+
+def stop_all(processes: Sequence[Process]) -> None:
+    for process in reversed(processes):
+        with contextlib.suppress(ProcessLookupError):
+            process.stop()

@@ -1,0 +1,33 @@
+"""The run-state file `.run/stack.json` (docs/CONTRACT.md): how clients and tests find a stack."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "stack.json"
+
+
+def write(run_dir: Path, state: dict[str, Any]) -> Path:
+    """Written atomically and readable by its owner only: it may hold generated keys."""
+    path = run_dir / FILE_NAME
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / FILE_NAME).read_text())  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        return None
+
+
+def remove(run_dir: Path) -> None:
+    (run_dir / FILE_NAME).unlink(missing_ok=True)

@@ -1,0 +1,58 @@
+"""The stack's own configuration (gateway, replica count, run dir), read once from the environment or .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    """Settings of the gateway and of the native launcher. Variable names are the field names in capitals."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
+
+    gateway_port: int = Field(default=8080, ge=1, le=65535)
+    """The one port clients, the UI and load tests use."""
+
+    gateway_host: str = "127.0.0.1"
+    """Address the native gateway listens on (Compose publishes the port instead)."""
+
+    gateway_keys: SecretStr | None = None
+    """API keys as name:scope:key, comma-separated; scope: predict, users or admin. Unset: demo keys."""
+
+    gateway_keys_file: Path | None = None
+    """A file with one name:scope:key per line (# comments); read on start and on key rotation."""
+
+    gateway_rate_per_s: int = Field(default=1000, ge=1)
+    """Requests per second each API key may send (nginx limit_req, per client name)."""
+
+    gateway_burst: int = Field(default=2000, ge=0)
+    """Requests a key may send above its rate before getting 429."""
+
+    gateway_max_body: str = Field(default="1m", pattern=r"^[0-9]+[km]?$")
+    """Largest request body (nginx size: 1m, 512k); larger is 413."""
+
+    gateway_docs: bool = True
+    """Serve /docs and /openapi.json through the gateway without a key."""
+
+    gateway_ui_auth: bool = True
+    """Ask for a login at /ui/ (HTTP basic auth); false switches it off explicitly."""
+
+    gateway_ui_user: str | None = None
+    """UI login name. Unset: the start command makes one and prints it."""
+
+    gateway_ui_password: SecretStr | None = None
+    """UI login password. Unset: the start command makes one and prints it."""
+
+    backend_replicas: int = Field(default=2, ge=1, le=16)
+    """How many replicas to run (natively: uvicorn processes on loopback ports)."""
+
+    stack_run_dir: Path = Path(".run")
+    """Where the native stack keeps rendered config, logs, pid files and the run-state file stack.json."""
+
+    stack_ui_port: int = Field(default=8501, ge=1, le=65535)
+    """Loopback port of the Streamlit process behind the gateway."""
