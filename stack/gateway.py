@@ -75,6 +75,11 @@ def render(config: GatewayConfig, conf_dir: Path, paths: dict[str, str]) -> Path
     for source in sorted(TEMPLATES.rglob("*")):
         if source.is_file():
             _write(environment, source, conf_dir, context)
+    if config.mode == "native":
+        temp = Path(paths["temp"])
+        temp.mkdir(parents=True, exist_ok=True)
+        temp.chmod(0o1777)  # nginx workers drop root privileges and still need to write here
+        Path(paths["access_log"]).parent.mkdir(parents=True, exist_ok=True)
     htpasswd = conf_dir / "htpasswd"
     htpasswd.write_text(htpasswd_line(config.ui_login) if config.ui_login else "")
     htpasswd.chmod(0o644)  # read by the worker processes; it holds a salted hash, not the password

@@ -282,10 +282,6 @@ class NativeStack:
         config = self._gateway_config()
         conf_dir = self.options.run_dir / "nginx"
         paths = gateway.paths_for(config, conf_dir, self.options.run_dir)
-        temp = Path(paths["temp"])
-        temp.mkdir(parents=True, exist_ok=True)
-        temp.chmod(0o1777)  # nginx workers drop root privileges and still need to write here
-        self.logs.mkdir(parents=True, exist_ok=True)
         gateway.check(gateway.render(config, conf_dir, paths), paths["error_log"])
 
     def _nginx_process(self) -> Process:

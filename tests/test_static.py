@@ -1,0 +1,89 @@
+"""Checks that need no running stack: both gateway renderings pass `nginx -t`; settings are documented."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlstack.settings import Settings
+from stack import gateway
+from stack.keys import demo_keys, demo_login
+from stack.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(mode: str) -> gateway.GatewayConfig:
+    return gateway.GatewayConfig(
+        mode=mode,  # type: ignore[arg-type]
+        listen="127.0.0.1:18080" if mode == "native" else "8080",
+        keys=demo_keys(),
+        gateway_token="t" * 43,
+        replica_ports=[18001, 18002],
+        ui_upstream="127.0.0.1:18501" if mode == "native" else "ui:8501",
+        ui_login=demo_login(),
+    )
+
+
+def test_native_rendering_passes_nginx_t(tmp_path: Path) -> None:
+    cfg = config("native")
+    paths = gateway.paths_for(cfg, tmp_path / "nginx", tmp_path)
+    (tmp_path / "logs").mkdir()
+    conf = gateway.render(cfg, tmp_path / "nginx", paths)
+
+    gateway.check(conf, paths["error_log"])
+    assert "server 127.0.0.1:18002 max_fails=3" in (tmp_path / "nginx" / "api_backends.conf").read_text()
+
+
+def test_compose_rendering_passes_nginx_t_apart_from_dynamic_resolution(tmp_path: Path) -> None:
+    """`resolve` in an upstream needs nginx >= 1.27.3 (the Compose image); Debian's 1.22 refuses just that."""
+    cfg = config("compose")
+    conf_dir = tmp_path / "nginx"
+    paths = gateway.paths_for(cfg, conf_dir)
+    conf = gateway.render(cfg, conf_dir, paths)
+    backends = conf_dir / "api_backends.conf"
+    text = backends.read_text()
+    assert re.search(r"resolver 127\.0\.0\.11 valid=5s ipv6=off;", text)
+    assert "server backend:8000 resolve max_fails=3 fail_timeout=5s;" in text
+
+    static = re.sub(r"\n\s*resolver [^\n]*", "", text).replace("backend:8000 resolve", "127.0.0.1:8000")
+    backends.write_text(static.replace("ui:8501 resolve", "127.0.0.1:8501"))
+    local = conf.read_text().replace("/tmp/nginx.pid", str(tmp_path / "nginx.pid"))
+    conf.write_text(local.replace("/tmp/nginx", str(tmp_path / "temp")))
+    (tmp_path / "temp").mkdir()
+    gateway.check(conf, str(tmp_path / "error.log"))
+
+
+def test_rendered_key_file_is_private(tmp_path: Path) -> None:
+    cfg = config("native")
+    gateway.render(cfg, tmp_path, gateway.paths_for(cfg, tmp_path, tmp_path))
+
+    assert (tmp_path / "api_keys.conf").stat().st_mode & 0o077 == 0
+    assert cfg.keys[0].secret in (tmp_path / "api_keys.conf").read_text()
+
+
+@pytest.mark.parametrize(("settings", "prefix"), [(Settings, "BACKEND_"), (StackSettings, "")])
+def test_every_setting_is_documented_in_env_example(settings: type, prefix: str) -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.M))
+    fields = {f"{prefix}{name.upper()}" for name in settings.model_fields}
+
+    assert fields <= documented
+    assert all(field.description for field in settings.model_fields.values())
+
+
+def test_env_example_names_no_unknown_setting() -> None:
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    known = {f"BACKEND_{n.upper()}" for n in Settings.model_fields} | {
+        n.upper() for n in StackSettings.model_fields
+    }
+    frontend = {line.split("=")[0].lstrip("# ") for line in documented if line.startswith("FRONTEND_")}
+
+    assert documented - known - frontend == set()
+
+
+def test_nginx_is_installed_where_the_tests_run() -> None:
+    assert shutil.which("nginx") or Path("/usr/sbin/nginx").exists()
