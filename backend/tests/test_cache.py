@@ -110,4 +110,14 @@ def test_redis_down_still_answers_and_hits_return_when_it_is_back(
     time.sleep(0.1)
 
     assert statuses == ["BYPASS"] * len(rows)
+    assert 'mlstack_cache_rows_total{result="bypass"}' in client.get("/metrics").text
     assert predict(client, rows[-1:])[0] == "HIT"
+
+
+def predicted_rows(client: TestClient) -> float:
+    metrics = client.get("/metrics").text
+    return sum(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("mlstack_predicted_rows_total")
+    )

@@ -1,0 +1,75 @@
+"""The README's path: `python -m stack up` on an empty store, a prediction with curl, a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stack.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[str], timeout_s: float) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            return json.loads(path.read_text())  # type: ignore[no-any-return]
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        time.sleep(0.2)
+    raise TimeoutError(f"{path} not written within {timeout_s}s")
+
+
+def test_start_command_trains_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_PORT": str(port),
+        "BACKEND_STORE_DIR": str(tmp_path / "model_store"),
+        "STACK_RUN_DIR": str(tmp_path / ".run"),
+        "STACK_UI_PORT": str(free_port()),
+        "BACKEND_REPLICAS": "2",
+    }
+    command = [sys.executable, "-m", "stack", "up"]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        state = wait_for_file(tmp_path / ".run" / "stack.json", process, timeout_s=180)
+        key = next(k["key"] for k in state["credentials"]["keys"] if k["scope"] == "predict")
+        schema = curl(f"{state['gateway_url']}/v1/models/churn", key)
+        row = {f["name"]: f["typical"] for f in json.loads(schema)["inputs"]}
+        answer = json.loads(
+            curl(f"{state['gateway_url']}/v1/models/churn:predict", key, {"instances": [row]})
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+
+    assert answer["predictions"][0] in (0, 1)
+    assert sorted(p.name for p in (tmp_path / "model_store").iterdir()) == ["churn", "fraud", "maintenance"]
+    assert process.returncode == 0, output
+    assert "mlstack is up" in output
+    assert not (tmp_path / ".run" / "stack.json").exists()
+    assert all(not Path(f"/proc/{p['pid']}").exists() for p in state["processes"])
+
+
+def curl(url: str, key: str, body: dict | None = None) -> str:  # type: ignore[type-arg]
+    command = ["curl", "-sS", "--fail-with-body", "-H", f"X-API-Key: {key}", url]
+    if body is not None:
+        command += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=30).stdout
