@@ -1,0 +1,106 @@
+"""The UI's only HTTP code: calls to the gateway, and every failure turned into a plain sentence."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from settings import FrontendSettings
+
+SENTENCES = {
+    401: "The gateway does not accept the UI's API key (FRONTEND_API_KEY). Ask an operator for a valid key.",
+    403: "The UI's API key is not allowed to do this (an admin key is needed).",
+    404: "Not found: {error}",
+    413: "Too much at once: {error}",
+    415: "The request was not JSON: {error}",
+    422: "{error}",
+    429: "Too many requests for this key right now; wait a second and try again.",
+    503: "No replica can answer right now ({error}). Try again in a moment.",
+}
+
+
+class GatewayError(Exception):
+    """A failed call, worded for people; `status` is None when the gateway could not be reached."""
+
+    def __init__(self, sentence: str, status: int | None = None) -> None:
+        super().__init__(sentence)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: Any
+    headers: httpx.Headers
+    latency_ms: float
+
+
+class GatewayClient:
+    """One pooled HTTP client per UI process (cached by Streamlit); safe to share between sessions."""
+
+    def __init__(self, settings: FrontendSettings) -> None:
+        self.settings = settings
+        self._http = httpx.Client(base_url=settings.gateway_url, timeout=settings.request_timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.settings.admin_key is not None
+
+    def models(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/models").body["models"]  # type: ignore[no-any-return]
+
+    def manifest(self, model: str, version: str | None = None) -> dict[str, Any]:
+        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "")
+        return self._call("GET", path).body  # type: ignore[no-any-return]
+
+    def predict(self, model: str, rows: list[dict[str, Any]], version: str | None = None) -> Answer:
+        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
+        return self._call("POST", path, json={"instances": rows})
+
+    def stats(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/stats", admin=True).body["replicas"]  # type: ignore[no-any-return]
+
+    def promote(self, model: str, version: str) -> Answer:
+        return self._call("PUT", f"/v1/models/{model}/current", admin=True, json={"version": version})
+
+    def rollback(self, model: str) -> Answer:
+        return self._call("POST", f"/v1/models/{model}:rollback", admin=True)
+
+    def _call(self, method: str, path: str, admin: bool = False, **kwargs: Any) -> Answer:
+        key = self.settings.admin_key if admin else self.settings.api_key
+        headers = {"X-API-Key": key.get_secret_value()} if key else {}
+        started = time.perf_counter()
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TimeoutException:
+            raise GatewayError(
+                f"The gateway at {self.settings.gateway_url} did not answer in time."
+            ) from None
+        except httpx.HTTPError:
+            raise GatewayError(
+                f"The gateway at {self.settings.gateway_url} cannot be reached. Is the stack up?"
+            ) from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        if response.status_code >= 400:
+            raise GatewayError(_sentence(response), response.status_code)
+        return Answer(response.json(), response.headers, latency_ms)
+
+
+def _sentence(response: httpx.Response) -> str:
+    try:
+        error = str(response.json().get("error", ""))
+    except ValueError:
+        error = response.text[:200]
+    template = SENTENCES.get(response.status_code, "The stack answered {status}: {error}")
+    return template.format(error=error, status=response.status_code)

@@ -1,0 +1,118 @@
+"""Each page run with Streamlit's AppTest against a real stack (gateway, replica, Redis): no mocked API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from gateway import GatewayClient, GatewayError
+from mlstack.training.datasets import demo_dataset
+from settings import FrontendSettings
+from stack.native import NativeStack
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+pytestmark = pytest.mark.stack
+
+
+def run_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    if page != "views/predict.py":
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.subheader, *at.title, *at.caption, *at.error, *at.success)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_predict_page_shows_a_prediction_from_the_form(ui_env: NativeStack) -> None:
+    at = run_page("views/predict.py")
+    at.number_input(key="predict-churn-tenure_months").set_value(2)
+    at.selectbox(key="predict-churn-contract").set_value("Month-to-month")
+    at.button[0].click().run()
+
+    assert not at.exception
+    assert "Prediction:" in texts(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Model version"] == "1"
+    assert metrics["Cache (X-Cache)"] in {"MISS", "HIT"}
+    assert metrics["Round trip"].endswith(" ms")
+
+
+def test_api_validation_errors_reach_the_page_in_the_apis_words(ui_env: NativeStack) -> None:
+    with GatewayClient(FrontendSettings()) as client, pytest.raises(GatewayError) as caught:
+        client.predict("churn", [{"tenure_months": "twelve"}])
+
+    assert caught.value.status == 422
+    assert str(caught.value).startswith("instances[0].")
+
+
+def test_a_wrong_key_is_a_sentence_on_the_page(ui_env: NativeStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTEND_API_KEY", "not-a-key-" + "x" * 20)
+    forget_cached_clients()
+    try:
+        at = run_page("views/predict.py")
+    finally:
+        forget_cached_clients()
+
+    assert [e.value for e in at.error][-1].startswith("The gateway does not accept the UI's API key")
+
+
+def test_batch_page_checks_columns_and_predicts_a_csv(ui_env: NativeStack) -> None:
+    frame = demo_dataset("churn", rows=30, seed=5).frame
+    at = run_page("views/batch.py")
+    at.file_uploader[0].set_value(
+        ("rows.csv", frame.drop(columns=["tenure_months"]).to_csv(index=False).encode(), "text/csv")
+    )
+    at.run()
+    assert "missing columns: tenure_months" in texts(at)
+
+    at.file_uploader[0].set_value(("rows.csv", frame.to_csv(index=False).encode(), "text/csv")).run()
+    at.button[0].click().run()
+
+    assert not at.exception
+    assert "30 predictions from churn version 1" in texts(at)
+
+
+def test_models_page_shows_metrics_for_classifier_and_regressor(ui_env: NativeStack) -> None:
+    at = run_page("views/models.py")
+
+    labels = {m.label for m in at.metric}
+    assert {"ROC AUC", "F1"} <= labels
+    assert "churn version 1 — current" in texts(at)
+
+
+def test_monitor_page_reads_replica_statistics(ui_env: NativeStack) -> None:
+    at = run_page("views/monitor.py")
+
+    assert "Source: replica statistics" in texts(at)
+    assert not at.error
+
+
+def test_a_dead_gateway_is_a_sentence_not_a_traceback(
+    ui_env: NativeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTEND_GATEWAY_URL", "http://127.0.0.1:9")
+    forget_cached_clients()
+    try:
+        at = run_page("views/predict.py")
+    finally:
+        forget_cached_clients()
+
+    assert any("cannot be reached. Is the stack up?" in e.value for e in at.error)
+    assert not at.exception
+
+
+def forget_cached_clients() -> None:
+    """The next run builds its gateway client from the patched settings; the old one closes its sockets."""
+    import state
+
+    state.client().close()
+    st.cache_resource.clear()
+    st.cache_data.clear()

@@ -1,0 +1,79 @@
+"""Rendering helpers shared by the pages: the schema form, the probability chart, model pickers. No HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+
+def model_picker(models: list[dict[str, Any]], key: str) -> tuple[str, str | None]:
+    """A model and a version (None = whatever is current)."""
+    names = [m["name"] for m in models]
+    left, right = st.columns([2, 1])
+    name = left.selectbox("Model", names, key=f"{key}-model")
+    chosen = next(m for m in models if m["name"] == name)
+    current = chosen.get("current")
+    labels = ["current" + (f" (v{current})" if current else "")] + [
+        f"v{v}" for v in reversed(chosen["versions"])
+    ]
+    picked = right.selectbox("Version", labels, key=f"{key}-version")
+    return name, None if picked.startswith("current") else picked.removeprefix("v")
+
+
+def schema_form(manifest: dict[str, Any], key: str) -> dict[str, Any]:
+    """One input per feature, generated from the manifest's schema; call inside st.form."""
+    columns = st.columns(3)
+    row = {}
+    for i, feature in enumerate(manifest["inputs"]):
+        with columns[i % 3]:
+            row[feature["name"]] = feature_input(feature, f"{key}-{manifest['model']}-{feature['name']}")
+    return row
+
+
+def feature_input(feature: dict[str, Any], key: str) -> Any:
+    name, kind, typical = feature["name"], feature["type"], feature.get("typical")
+    if kind == "string":
+        options = list(feature.get("categories") or [typical])
+        if feature.get("nullable"):
+            options.append(None)
+        index = options.index(typical) if typical in options else 0
+        return st.selectbox(
+            name, options, index=index, key=key, format_func=lambda v: "(missing)" if v is None else v
+        )
+    if kind == "boolean":
+        options = [True, False, None] if feature.get("nullable") else [True, False]
+        return st.selectbox(
+            name,
+            options,
+            index=options.index(bool(typical)),
+            key=key,
+            format_func=lambda v: "(missing)" if v is None else str(v).lower(),
+        )
+    hint = f"seen in training: {feature.get('minimum'):g} to {feature.get('maximum'):g}"
+    if kind == "integer":
+        return st.number_input(name, value=int(typical), step=1, help=hint, key=key)
+    return st.number_input(name, value=float(typical), help=hint, key=key, format="%g")
+
+
+def proba_chart(probabilities: dict[str, float]) -> None:
+    frame = pd.DataFrame({"class": list(probabilities), "probability": list(probabilities.values())})
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("class:N", sort=None),
+            tooltip=["class", alt.Tooltip("probability:Q", format=".4f")],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def answer_facts(version: str, cache: str, latency_ms: float) -> None:
+    left, middle, right = st.columns(3)
+    left.metric("Model version", version)
+    middle.metric("Cache (X-Cache)", cache)
+    right.metric("Round trip", f"{latency_ms:.1f} ms")
