@@ -38,6 +38,8 @@ class GatewayConfig:
     max_body: str = "1m"
     docs_enabled: bool = True
     workers: int = 2
+    worker_user: str | None = None
+    """`user` for the worker processes; only meaningful when the master runs as root."""
 
 
 def paths_for(config: GatewayConfig, conf_dir: Path, run_dir: Path | None = None) -> dict[str, str]:
@@ -130,6 +132,7 @@ def _context(config: GatewayConfig, paths: dict[str, str]) -> dict[str, Any]:
         "max_body": config.max_body,
         "docs_enabled": config.docs_enabled,
         "workers": config.workers,
+        "worker_user": config.worker_user,
         "paths": paths,
     }
 

@@ -12,7 +12,10 @@ from typing import Literal
 
 Scope = Literal["predict", "users", "admin"]
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-SECRET = re.compile(r"^[A-Za-z0-9._~+/=-]{16,128}$")
+SECRET = re.compile(
+    r"^[A-Za-z0-9._+/=-]{16,128}$"
+)  # no "~": nginx would read a map key starting with it as a regex
+RESERVED_NAMES = {"default", "hostnames", "include", "volatile"}  # words with a meaning inside an nginx map
 DEMO_SCOPES: tuple[tuple[str, Scope], ...] = (
     ("demo", "predict"),
     ("demo-users", "users"),
@@ -54,12 +57,14 @@ def _parse_entry(entry: str) -> ApiKey:
     if len(parts) != 3:
         raise ValueError(f"API key entry must be name:scope:key, got {parts[0]!r}:…")
     name, scope, secret = parts
-    if not NAME.match(name):
-        raise ValueError(f"API key name {name!r} must match {NAME.pattern}")
+    if not NAME.match(name) or name in RESERVED_NAMES:
+        raise ValueError(
+            f"API key name {name!r} must match {NAME.pattern} and not be one of {RESERVED_NAMES}"
+        )
     if scope not in ("predict", "users", "admin"):
         raise ValueError(f"API key {name!r}: scope must be predict, users or admin")
     if not SECRET.match(secret):
-        raise ValueError(f"API key {name!r}: key must be 16-128 characters of [A-Za-z0-9._~+/=-]")
+        raise ValueError(f"API key {name!r}: key must be 16-128 characters of [A-Za-z0-9._+/=-]")
     return ApiKey(name, scope, secret)  # type: ignore[arg-type]
 
 

@@ -6,7 +6,12 @@ temporary directory; the same code path both ways.
 
 from __future__ import annotations
 
+import grp
+import importlib.util
+import os
+import pwd
 import secrets
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,17 +156,29 @@ class NativeStack:
         wait_for(check, process.name, timeout_s, process)
         runstate.write(self.options.run_dir, self.state())
 
-    def rotate_keys(self, keys: list[ApiKey]) -> None:
-        """New key set, live: render the key file, check the config, `nginx -s reload` (HUP)."""
-        self.options.keys = keys
+    def kill_replica(self, index: int, signum: int = signal.SIGKILL) -> Process:
+        """Send a signal to replica `index` (0-based); `restart()` brings it back on the same port."""
+        replica = self.replicas[index]
+        replica.signal(signum)
+        return replica
+
+    def stop_redis(self) -> None:
+        self.process("redis").stop()
+
+    def start_redis(self) -> None:
+        self.restart(self.process("redis"))
+
+    def reload_gateway(self, keys: list[ApiKey] | None = None) -> None:
+        """Rotate keys live: render the key file only, check the config, then HUP the master (a reload:
+        new workers take the new keys while the old ones finish the requests they hold)."""
+        if keys is not None:
+            self.options.keys = keys
         config = self._gateway_config()
         conf_dir = self.options.run_dir / "nginx"
         paths = gateway.paths_for(config, conf_dir, self.options.run_dir)
         gateway.render_keys(config, conf_dir, paths)
         gateway.check(conf_dir / "nginx.conf", paths["error_log"])
-        self.process("gateway").signal(
-            1
-        )  # SIGHUP: new workers take the new keys, old ones finish their requests
+        self.process("gateway").signal(signal.SIGHUP)
 
     def state(self) -> dict[str, Any]:
         """The run-state file's content, exactly the contract's shape."""
@@ -238,7 +255,9 @@ class NativeStack:
         )
 
     def _ui_available(self) -> bool:
-        return self.options.with_ui and (ROOT / "frontend" / "app.py").is_file()
+        # The UI is optional: without its app or without Streamlit installed, /ui/ answers 503 JSON.
+        has_app = (ROOT / "frontend" / "app.py").is_file()
+        return self.options.with_ui and has_app and importlib.util.find_spec("streamlit") is not None
 
     def _ui_process(self) -> Process:
         port = self.options.ui_port
@@ -263,7 +282,8 @@ class NativeStack:
         admin = [k for k in self.options.keys if k.scope == "admin"]
         if admin:
             env["FRONTEND_ADMIN_KEY"] = admin[0].secret
-        return Process("ui", "ui", command, self.logs / "ui.log", port=port, env=env)
+        # cwd: Streamlit reads .streamlit/config.toml from the working directory
+        return Process("ui", "ui", command, self.logs / "ui.log", port=port, env=env, cwd=ROOT / "frontend")
 
     def _gateway_config(self) -> gateway.GatewayConfig:
         options = self.options
@@ -280,6 +300,7 @@ class NativeStack:
             burst=options.burst,
             max_body=options.max_body,
             docs_enabled=options.docs_enabled,
+            worker_user=_run_dir_owner(options.run_dir),
         )
 
     def _render(self) -> None:
@@ -291,10 +312,22 @@ class NativeStack:
     def _nginx_process(self) -> Process:
         conf_dir = self.options.run_dir / "nginx"
         error_log = str(self.logs / "gateway-error.log")
-        command = [gateway.nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-e", error_log]
+        prefix = str(self.options.run_dir)
+        # In the foreground (daemon off), so the PID we hold is the master's: SIGHUP reloads, SIGTERM stops.
+        command = [gateway.nginx_binary(), "-c", str(conf_dir / "nginx.conf"), "-p", prefix, "-e", error_log]
+        command += ["-g", "daemon off;"]
         return Process(
             "gateway", "gateway", command, self.logs / "gateway.log", port=self.options.gateway_port
         )
+
+
+def _run_dir_owner(run_dir: Path) -> str | None:
+    """As root, nginx would run its workers as `nobody`, who cannot read a run dir inside a private
+    directory (a 0700 home or pytest's tmp): the workers then run as the run dir's owner instead."""
+    if os.geteuid() != 0:
+        return None  # the workers run as the invoking user anyway
+    info = run_dir.stat()
+    return f"{pwd.getpwuid(info.st_uid).pw_name} {grp.getgrgid(info.st_gid).gr_name}"
 
 
 def _relative(path: Path) -> str:

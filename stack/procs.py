@@ -28,6 +28,7 @@ class Process:
     log: Path
     port: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
     popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,6 +50,7 @@ class Process:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                cwd=self.cwd,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the launcher, not each child
             )
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from stacks import running_stack
 
 from mlstack.cli import main as mlstack
 from stack.native import NativeStack
+from stacks import running_stack
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stack(store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
     """One stack with two replicas for the session; fault tests restore what they break."""
-    with running_stack(tmp_path_factory.mktemp("run"), store_dir, replicas=2) as stack:
+    with running_stack(tmp_path_factory.mktemp("run"), store_dir, replicas=2, with_ui=False) as stack:
         yield stack
 
 

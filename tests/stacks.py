@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,3 +45,50 @@ def predict(
         timeout=20,
         **kwargs,
     )
+
+
+@contextmanager
+def steady_stream(
+    send: Callable[[int], httpx.Response], clients: int = 4, max_s: float = 15.0
+) -> Iterator[Counter[Any]]:
+    """`clients` threads send requests back to back until the block ends (at most `max_s`); the counter
+    holds each outcome: a status code, or the name of the exception for a request that got no answer."""
+    outcomes: Counter[Any] = Counter()
+    stop = threading.Event()
+    deadline = time.monotonic() + max_s
+
+    def run(client: int) -> None:
+        i = client
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                outcomes[send(i).status_code] += 1
+            except httpx.HTTPError as exc:
+                outcomes[type(exc).__name__] += 1
+            i += clients
+
+    workers = [threading.Thread(target=run, args=(c,), daemon=True) for c in range(clients)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield outcomes
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+
+
+def gateway_entries(stack: NativeStack) -> list[dict[str, Any]]:
+    """The gateway's JSON access log, one dict per request."""
+    lines = (stack.logs / "gateway-access.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def gateway_entry(stack: NativeStack, request_id: str, timeout_s: float = 3.0) -> dict[str, Any]:
+    """The log line of one request; nginx writes it just after the response, so wait for it briefly."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [e for e in gateway_entries(stack) if e["request_id"] == request_id]
+        if found or time.monotonic() > deadline:
+            assert found, f"no access-log line for {request_id}"
+            return found[0]
+        time.sleep(0.05)

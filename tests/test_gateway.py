@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
 import os
+import socket
 import stat
 from collections import Counter
 from pathlib import Path
@@ -11,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from stacks import predict, running_stack
 
 from stack.native import NativeStack
+from stacks import gateway_entries, gateway_entry, predict, running_stack
 
 pytestmark = pytest.mark.stack
 
@@ -105,7 +108,7 @@ def test_request_id_is_kept_or_made_and_logged(stack: NativeStack, churn_row: di
     assert kept.headers["X-Request-ID"] == "trace-abc-12345"
     assert len(made.headers["X-Request-ID"]) == 32
     assert refused.headers["X-Request-ID"] == "trace-refused-1"
-    assert "trace-abc-12345" in gateway_log(stack)
+    assert gateway_entry(stack, "trace-abc-12345")["status"] == 200
 
 
 def test_keys_never_reach_a_log(stack: NativeStack, churn_row: dict[str, Any]) -> None:
@@ -129,7 +132,7 @@ def test_predictions_are_spread_over_every_replica(stack: NativeStack, churn_row
             assert response.status_code == 200
 
     upstreams = Counter(
-        e["upstream"] for e in gateway_entries(stack) if e["request_id"].startswith("spread-")
+        e["upstream_addr"] for e in gateway_entries(stack) if e["request_id"].startswith("spread-")
     )
     replica_addresses = {f"127.0.0.1:{replica.port}" for replica in stack.replicas}
     assert set(upstreams) == replica_addresses
@@ -161,9 +164,113 @@ def test_rate_limit_answers_429_with_retry_after(
     assert refused.headers["Retry-After"] == "1"
 
 
-def gateway_log(stack: NativeStack) -> str:
-    return (stack.logs / "gateway-access.log").read_text()
+def test_x_api_key_wins_over_bearer(stack: NativeStack) -> None:
+    url = f"{stack.gateway_url}/v1/models"
+    good, bad = stack.key("predict"), "b" * 43
+
+    assert httpx.get(url, headers={"X-API-Key": good, "Authorization": f"Bearer {bad}"}).status_code == 200
+    assert_json_error(httpx.get(url, headers={"X-API-Key": bad, "Authorization": f"Bearer {good}"}), 401)
 
 
-def gateway_entries(stack: NativeStack) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in gateway_log(stack).splitlines() if line.strip()]
+def test_user_data_needs_the_users_scope(stack: NativeStack) -> None:
+    url = f"{stack.gateway_url}/v1/users/someone"
+    for method in ("GET", "PUT", "DELETE"):
+        assert_json_error(httpx.request(method, url, headers={"X-API-Key": stack.key("predict")}), 403)
+    for scope in ("users", "admin"):
+        response = httpx.get(url, headers={"X-API-Key": stack.key(scope)})
+        assert response.status_code not in (401, 403), response.text  # reaches a replica
+
+
+def test_deleting_a_version_needs_admin_but_reading_it_does_not(stack: NativeStack) -> None:
+    url = f"{stack.gateway_url}/v1/models/churn/versions/1"
+
+    assert httpx.get(url, headers={"X-API-Key": stack.key("predict")}).status_code == 200
+    assert_json_error(httpx.delete(url, headers={"X-API-Key": stack.key("predict")}), 403)
+    assert_json_error(httpx.post(f"{stack.gateway_url}/v1/models/churn:rollback"), 401)
+
+
+def test_gateway_routes_refuse_other_methods_with_allow(stack: NativeStack) -> None:
+    admin = {"X-API-Key": stack.key("admin")}
+    for method, path in (("POST", "/healthz"), ("DELETE", "/gateway/status"), ("POST", "/")):
+        response = httpx.request(method, stack.gateway_url + path, headers=admin)
+        assert_json_error(response, 405)
+        assert response.headers["Allow"] == "GET, HEAD", path
+        assert response.headers["X-Request-ID"]
+
+
+def test_malformed_requests_get_json_errors(stack: NativeStack) -> None:
+    port = int(stack.gateway_url.rsplit(":", 1)[1])
+    garbage = raw_request(port, b"GARBAGE\r\n\r\n")
+    huge_header = raw_request(
+        port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"
+    )
+    long_uri = httpx.get(f"{stack.gateway_url}/{'a' * 9000}")
+
+    for head in (garbage, huge_header):
+        assert head.startswith(b"HTTP/1.1 400"), head[:200]
+        assert b"Content-Type: application/json" in head
+        assert b'{"error":' in head
+    assert_json_error(long_uri, 414)
+
+
+def test_ui_without_a_running_ui_is_a_json_503(stack: NativeStack) -> None:
+    assert_json_error(httpx.get(f"{stack.gateway_url}/ui/"), 503)
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    """What nginx answers to bytes no HTTP client library would send."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("streamlit") is None, reason="Streamlit is not installed")
+def test_ui_asks_for_a_login_and_upgrades_its_websocket(store_dir: Path, tmp_path: Path) -> None:
+    with running_stack(tmp_path / "run", store_dir, replicas=1) as ui_stack:
+        login = ui_stack.options.ui_login
+        assert login is not None
+        anonymous = httpx.get(f"{ui_stack.gateway_url}/ui/")
+        page = httpx.get(f"{ui_stack.gateway_url}/ui/", auth=(login.user, login.password))
+        port = int(ui_stack.gateway_url.rsplit(":", 1)[1])
+        credentials = base64.b64encode(f"{login.user}:{login.password}".encode())
+        upgrade = raw_head(
+            port,
+            b"GET /ui/_stcore/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Authorization: Basic " + credentials + b"\r\n\r\n",
+        )
+
+    assert_json_error(anonymous, 401)
+    assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="mlstack"'
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert upgrade.startswith(b"HTTP/1.1 101"), upgrade
+
+
+def raw_head(port: int, data: bytes) -> bytes:
+    """The status line and headers of an answer whose connection stays open (a websocket)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+    return answer
+
+
+def test_access_log_has_the_sent_method_and_no_query_string(stack: NativeStack) -> None:
+    rid = "log-check-0001"
+    httpx.post(f"{stack.gateway_url}/v1/models/churn:predict?token=hidden", headers={"X-Request-ID": rid})
+    entry = gateway_entry(stack, rid)
+
+    assert (entry["method"], entry["uri"], entry["status"], entry["client"]) == (
+        "POST",
+        "/v1/models/churn:predict",
+        401,
+        "",
+    )
+    upstream = {"upstream_addr", "upstream_status", "upstream_response_time"}
+    assert {"time", "request_time", *upstream} <= set(entry)

@@ -10,7 +10,7 @@ import pytest
 
 from mlstack.settings import Settings
 from stack import gateway
-from stack.keys import demo_keys, demo_login
+from stack.keys import demo_keys, demo_login, parse_keys
 from stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,3 +87,12 @@ def test_env_example_names_no_unknown_setting() -> None:
 
 def test_nginx_is_installed_where_the_tests_run() -> None:
     assert shutil.which("nginx") or Path("/usr/sbin/nginx").exists()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["default:predict:" + "k" * 32, "ops:root:" + "k" * 32, "ops:admin:short", "ops:admin:~" + "k" * 32],
+)
+def test_a_key_nginx_would_misread_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="API key"):
+        parse_keys(entry)
