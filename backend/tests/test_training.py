@@ -151,6 +151,22 @@ def test_a_csv_round_trip(tmp_path: Path) -> None:
     assert types["tenure_months"] == "integer"
 
 
+def test_blank_cells_keep_booleans_boolean_and_labels_integer(tmp_path: Path) -> None:
+    frame = demo_dataset("churn", rows=600).frame.astype({"senior_citizen": object, "churned": float})
+    frame.loc[::7, "senior_citizen"] = None
+    frame.loc[::11, "churned"] = None
+    frame.to_csv(tmp_path / "blanks.csv", index=False)
+
+    assert train(tmp_path, "--csv", str(tmp_path / "blanks.csv"), "--target", "churned") == 0
+    manifest = ModelStore(tmp_path).verify("blanks", "1")
+    senior = manifest.feature("senior_citizen")
+
+    assert senior is not None
+    assert (senior.type, senior.nullable) == ("boolean", True)
+    assert manifest.classes == [0, 1]
+    assert manifest.training.rows == 600 - len(range(0, 600, 11))
+
+
 def test_unknown_categories_can_be_allowed(tmp_path: Path) -> None:
     assert train(tmp_path, "--demo", "fraud", "--allow-unknown-categories") == 0
     manifest = ModelStore(tmp_path).verify("fraud", "1")

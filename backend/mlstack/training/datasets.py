@@ -21,6 +21,8 @@ class DemoSet:
     frame: pd.DataFrame
     target: str
     description: str
+    targets: tuple[str, ...] = ()
+    """Every column that is an answer, the default target included: none of them may be an input."""
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -47,7 +49,7 @@ def _churn(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     senior = rng.random(rows) < 0.16
     products = rng.integers(1, 6, rows)
     logit = (
-        -1.0
+        -1.15
         - 0.045 * tenure
         + 1.4 * (contract == "Month-to-month")
         - 0.9 * (contract == "Two year")
@@ -92,16 +94,16 @@ def _fraud(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     age_days = rng.integers(1, 3650, rows)
     night = (hour < 5) | (hour >= 23)
     logit = (
-        -5.0
-        + 0.9 * np.log1p(amount / 100)
-        + 1.8 * mismatch
-        + 0.9 * night
-        + 0.45 * velocity
-        + 1.1 * np.isin(category, ["electronics", "gambling", "online_retail"])
-        - 1.2 * card_present
-        + 0.012 * np.minimum(distance, 200)
-        - 0.0004 * age_days
-        + rng.normal(0, 0.5, rows)
+        -5.8
+        + 1.1 * np.log1p(amount / 50)
+        + 2.4 * mismatch
+        + 1.4 * night
+        + 0.8 * velocity
+        + 1.6 * np.isin(category, ["electronics", "gambling", "online_retail"])
+        - 2.0 * card_present
+        + 0.02 * np.minimum(distance, 150)
+        - 0.0008 * age_days
+        + rng.normal(0, 0.3, rows)
     )
     frame = pd.DataFrame(
         {
@@ -138,7 +140,7 @@ def _maintenance(rng: np.random.Generator, rows: int) -> pd.DataFrame:
         + 0.5 * (machine == "L")
         - 0.3 * (machine == "H")
     )
-    rul = np.clip(np.round(150 * np.exp(-0.45 * stress) + rng.normal(0, 3, rows), 1), 0, None)
+    rul = np.clip(np.round(175 * np.exp(-0.45 * stress) + rng.normal(0, 3, rows), 1), 0, None)
     frame = pd.DataFrame(
         {
             "machine_type": machine,
@@ -158,23 +160,33 @@ def _maintenance(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     return frame
 
 
-GENERATORS: dict[str, tuple[Callable[[np.random.Generator, int], pd.DataFrame], str, int, str]] = {
-    "churn": (_churn, "churned", 5000, "Telecom customers; will the customer cancel?"),
-    "fraud": (_fraud, "is_fraud", 20000, "Card transactions; is it fraud? (about 1-2% are)"),
-    "maintenance": (
+@dataclass(frozen=True)
+class _Spec:
+    generate: Callable[[np.random.Generator, int], pd.DataFrame]
+    targets: tuple[str, ...]
+    """The default target first."""
+    rows: int
+    description: str
+
+
+SPECS = {
+    "churn": _Spec(_churn, ("churned",), 5000, "Telecom customers; will the customer cancel?"),
+    "fraud": _Spec(_fraud, ("is_fraud",), 20000, "Card transactions; is it fraud? (about 1-2% are)"),
+    "maintenance": _Spec(
         _maintenance,
-        "failure_within_7d",
+        ("failure_within_7d", "remaining_useful_life_days"),
         6000,
         "Machine sensor readings; failure within 7 days (remaining_useful_life_days: regression target)",
     ),
 }
-DEMO_SETS = tuple(GENERATORS)
+DEMO_SETS = tuple(SPECS)
 
 
 def demo_dataset(name: str, rows: int | None = None, seed: int = 0) -> DemoSet:
     """A demo set by name; the same name, rows and seed always give the same table."""
-    if name not in GENERATORS:
+    if name not in SPECS:
         raise KeyError(f"unknown demo set {name!r}; choose one of {', '.join(DEMO_SETS)}")
-    generate, target, default_rows, description = GENERATORS[name]
-    frame = generate(np.random.default_rng(seed), rows or default_rows)
-    return DemoSet(name=name, frame=frame, target=target, description=f"Synthetic demo data: {description}")
+    spec = SPECS[name]
+    frame = spec.generate(np.random.default_rng(seed), rows or spec.rows)
+    description = f"Synthetic demo data: {spec.description}"
+    return DemoSet(name, frame, spec.targets[0], description, spec.targets)

@@ -24,31 +24,39 @@ def _classification(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray) -> dict[
     classes = pipeline.classes_
     proba = pipeline.predict_proba(X)
     predicted = classes[proba.argmax(axis=1)]
-    binary = len(classes) == 2
-    average = "binary" if binary else "macro"
-    positive = classes[1] if binary else None
-    figures: dict[str, Any] = {
-        "accuracy": skm.accuracy_score(y, predicted),
-        "f1": skm.f1_score(y, predicted, average=average, pos_label=positive, zero_division=0),
-        "precision": skm.precision_score(y, predicted, average=average, pos_label=positive, zero_division=0),
-        "recall": skm.recall_score(y, predicted, average=average, pos_label=positive, zero_division=0),
-    }
-    if binary:
-        figures["roc_auc"] = skm.roc_auc_score(y, proba[:, 1])
-        figures["pr_auc"] = skm.average_precision_score(y, proba[:, 1], pos_label=positive)
-        figures["roc_curve"] = _roc_points(y == positive, proba[:, 1])
-    else:
-        figures["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
-        figures["pr_auc"] = skm.average_precision_score(
-            label_binarize(y, classes=classes), proba, average="macro"
-        )
-    rounded = {name: round(float(value), 6) for name, value in figures.items() if name != "roc_curve"}
+    figures = {**_label_scores(y, predicted, classes), **_ranking_scores(y, proba, classes)}
+    rounded: dict[str, Any] = {name: round(float(value), 6) for name, value in figures.items()}
     rounded["confusion_matrix"] = skm.confusion_matrix(y, predicted, labels=classes).tolist()
     rounded["confusion_matrix_labels"] = classes.tolist()
     rounded["positive_rate"] = round(float(np.mean(y == classes[-1])), 6)
-    if "roc_curve" in figures:
-        rounded["roc_curve"] = figures["roc_curve"]
+    if len(classes) == 2:
+        rounded["roc_curve"] = _roc_points(y == classes[1], proba[:, 1])
     return rounded
+
+
+def _label_scores(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """Scores of the predicted labels; for two classes, of the second (positive) one."""
+    binary = len(classes) == 2
+    options = {"average": "binary" if binary else "macro", "pos_label": classes[1] if binary else None}
+    return {
+        "accuracy": skm.accuracy_score(y, predicted),
+        "f1": skm.f1_score(y, predicted, zero_division=0, **options),
+        "precision": skm.precision_score(y, predicted, zero_division=0, **options),
+        "recall": skm.recall_score(y, predicted, zero_division=0, **options),
+    }
+
+
+def _ranking_scores(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """ROC AUC and average precision (PR AUC) of the probabilities; one-vs-rest macro for more classes."""
+    if len(classes) == 2:
+        return {
+            "roc_auc": skm.roc_auc_score(y == classes[1], proba[:, 1]),
+            "pr_auc": skm.average_precision_score(y == classes[1], proba[:, 1]),
+        }
+    return {
+        "roc_auc": skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes),
+        "pr_auc": skm.average_precision_score(label_binarize(y, classes=classes), proba, average="macro"),
+    }
 
 
 def _roc_points(truth: np.ndarray, score: np.ndarray) -> dict[str, list[float]]:

@@ -27,20 +27,10 @@ def infer_schema(frame: pd.DataFrame, target: str, reject_unknown: bool = True) 
 def _feature(name: str, column: pd.Series, reject_unknown: bool) -> Feature:
     nullable = bool(column.isna().any())
     present = column.dropna()
-    if pd.api.types.is_bool_dtype(column):
+    if _is_boolean(column, present):
         return Feature(name=name, type="boolean", nullable=nullable, typical=bool(present.mode().iloc[0]))
     if pd.api.types.is_numeric_dtype(column):
-        kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
-        median = float(present.median())
-        typical: Any = int(round(median)) if kind == "integer" else round(median, 6)
-        return Feature(
-            name=name,
-            type=kind,
-            nullable=nullable,
-            typical=typical,
-            minimum=float(present.min()),
-            maximum=float(present.max()),
-        )
+        return _numeric(name, column, present, nullable)
     values = present.astype(str)
     return Feature(
         name=name,
@@ -52,6 +42,22 @@ def _feature(name: str, column: pd.Series, reject_unknown: bool) -> Feature:
     )
 
 
+def _is_boolean(column: pd.Series, present: pd.Series) -> bool:
+    """A bool dtype, or (a CSV column with blanks) objects that are all True or False."""
+    if pd.api.types.is_bool_dtype(column):
+        return True
+    flags = (bool, np.bool_)
+    return column.dtype == object and len(present) > 0 and all(isinstance(v, flags) for v in present)
+
+
+def _numeric(name: str, column: pd.Series, present: pd.Series, nullable: bool) -> Feature:
+    kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
+    median = float(present.median())
+    typical: Any = int(round(median)) if kind == "integer" else round(median, 6)
+    low, high = float(present.min()), float(present.max())
+    return Feature(name=name, type=kind, nullable=nullable, typical=typical, minimum=low, maximum=high)
+
+
 def prepare_frame(frame: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
     """Numbers and booleans as float64, strings as objects, missing values as NaN, in schema order."""
     return pd.DataFrame(
@@ -61,11 +67,18 @@ def prepare_frame(frame: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
 
 def _cast(column: pd.Series, is_string: bool) -> pd.Series:
     if is_string:
-        values = column.astype(object)
-        return values.where(values.notna(), np.nan)
+        return _strings(column)
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return column.astype("float64")
     return pd.Series([np.nan if v is None else float(v) for v in column], index=column.index, dtype="float64")
+
+
+def _strings(column: pd.Series) -> pd.Series:
+    # NaN, not None: SimpleImputer's default missing_values=np.nan does not see None in object columns
+    out = pd.Series(np.nan, index=column.index, dtype=object)
+    present = column.notna()
+    out[present] = column[present].astype(str).to_numpy(dtype=object)
+    return out
 
 
 def build_pipeline(features: list[Feature], estimator: BaseEstimator) -> Pipeline:

@@ -11,7 +11,7 @@ import pandas as pd
 from mlstack.manifest import Artifact, Manifest, Training
 from mlstack.store import ModelStore, build_manifest
 from mlstack.training.pipeline import infer_schema
-from mlstack.training.search import Task, search
+from mlstack.training.search import SearchResult, Task, search
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,22 @@ def guess_task(target: pd.Series) -> Task:
     return "classification" if discrete and target.nunique() <= 20 else "regression"
 
 
+def clean_target(frame: pd.DataFrame, target: str, task: Task) -> pd.DataFrame:
+    """Rows with a target only; whole-number float labels (a CSV column with blanks) back to ints."""
+    frame = frame.dropna(subset=[target])
+    labels = frame[target]
+    if task == "classification" and pd.api.types.is_float_dtype(labels) and bool((labels % 1 == 0).all()):
+        frame = frame.assign(**{target: labels.astype("int64")})
+    return frame
+
+
 def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
+    """Search, publish a new version and, unless told not to, make it CURRENT."""
     started = time.perf_counter()
-    frame = request.frame.dropna(subset=[request.target])
+    frame = clean_target(request.frame, request.target, request.task)
     features = infer_schema(frame, request.target, request.reject_unknown)
     result = search(frame, request.target, features, request.task, request.effort, request.seed)
-    training = Training(
-        source=request.source,
-        target=request.target,
-        rows=len(frame),
-        data_sha256=request.data_sha256,
-        train_rows=result.train_rows,
-        test_rows=result.test_rows,
-        estimator=result.family,
-        params=result.params,
-        search=result.summary,
-        seconds=round(time.perf_counter() - started, 2),
-    )
+    training = _training(request, frame, result, time.perf_counter() - started)
     classes = result.pipeline.classes_.tolist() if request.task == "classification" else None
     metrics = {**result.metrics, "cv_scoring": result.scoring, "cv_score": round(result.cv_score, 6)}
 
@@ -78,3 +77,20 @@ def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
     if request.promote:
         store.set_current(request.model, manifest.version)
     return manifest
+
+
+def _training(
+    request: TrainingRequest, frame: pd.DataFrame, result: SearchResult, seconds: float
+) -> Training:
+    return Training(
+        source=request.source,
+        target=request.target,
+        rows=len(frame),
+        data_sha256=request.data_sha256,
+        train_rows=result.train_rows,
+        test_rows=result.test_rows,
+        estimator=result.family,
+        params=result.params,
+        search=result.summary,
+        seconds=round(seconds, 2),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ from mlstack.training.pipeline import build_pipeline, prepare_frame
 
 Task = Literal["classification", "regression"]
 CANDIDATES = {"fast": 2, "full": 6}
+TEST_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def families(task: Task, seed: int) -> list[Family]:
         return [
             Family(
                 "logistic_regression",
-                LogisticRegression(max_iter=2000),
+                LogisticRegression(max_iter=1000),
                 {"model__C": loguniform(0.01, 10), "model__class_weight": [None, "balanced"]},
             ),
             Family(
@@ -107,25 +107,28 @@ def search(
     seed: int = 0,
 ) -> SearchResult:
     """Split 80/20, search each family with 3-fold CV on the training part, refit the best, evaluate."""
-    X, y = prepare_frame(frame, features), frame[target]
-    stratify = y if task == "classification" else None
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.2, random_state=seed, stratify=stratify
-    )
-    scoring = scoring_for(task, y)
-    folds = (
-        StratifiedKFold(3, shuffle=True, random_state=seed)
-        if stratify is not None
-        else KFold(3, shuffle=True, random_state=seed)
-    )
+    X_train, X_test, y_train, y_test = split(prepare_frame(frame, features), frame[target], task, seed)
+    scoring = scoring_for(task, frame[target])
     candidates = _candidates(families(task, seed), CANDIDATES[effort], seed)
-    summary, best = _run_candidates(candidates, features, X_train, y_train, scoring, folds)
-    family, params, score = best
+    folds = _folds(task, seed)
+    summary, (family, params, score) = _run_candidates(candidates, features, X_train, y_train, scoring, folds)
     pipeline = _pipeline(features, family, params).fit(X_train, y_train)
     metrics = evaluation.evaluate(pipeline, X_test, y_test, task)
     return SearchResult(
         pipeline, family.name, _plain(params), scoring, score, metrics, len(X_train), len(X_test), summary
     )
+
+
+def split(X: pd.DataFrame, y: pd.Series, task: Task, seed: int = 0) -> list[Any]:
+    """X_train, X_test, y_train, y_test: 20% held out, stratified for classifiers, the same for a seed."""
+    stratify = y if task == "classification" else None
+    return train_test_split(X, y, test_size=TEST_SHARE, random_state=seed, stratify=stratify)
+
+
+def _folds(task: Task, seed: int) -> KFold | StratifiedKFold:
+    if task == "classification":
+        return StratifiedKFold(3, shuffle=True, random_state=seed)
+    return KFold(3, shuffle=True, random_state=seed)
 
 
 def _candidates(options: list[Family], per_family: int, seed: int) -> list[tuple[Family, dict[str, Any]]]:
@@ -142,28 +145,26 @@ def _run_candidates(
     X: pd.DataFrame,
     y: pd.Series,
     scoring: str,
-    folds: Any,
+    folds: KFold | StratifiedKFold,
 ) -> tuple[list[dict[str, Any]], tuple[Family, dict[str, Any], float]]:
-    best_by_family: dict[str, tuple[Family, dict[str, Any], float]] = {}
+    best: dict[str, tuple[Family, dict[str, Any], float]] = {}
     progress = tqdm(candidates, desc="search", unit="candidate", file=sys.stderr, dynamic_ncols=True)
     for fam, params in progress:
-        started = time.perf_counter()
-        score = float(
-            np.mean(cross_val_score(_pipeline(features, fam, params), X, y, scoring=scoring, cv=folds))
-        )
-        if fam.name not in best_by_family or score > best_by_family[fam.name][2]:
-            best_by_family[fam.name] = (fam, params, score)
-        progress.set_postfix_str(f"{fam.name} {scoring}={score:.4f} ({time.perf_counter() - started:.1f}s)")
+        scores = cross_val_score(_pipeline(features, fam, params), X, y, scoring=scoring, cv=folds, n_jobs=1)
+        score = float(np.mean(scores))
+        if fam.name not in best or score > best[fam.name][2]:
+            best[fam.name] = (fam, params, score)
+        progress.set_postfix_str(f"{fam.name} {scoring}={score:.4f}")
     summary = [
         {"family": name, "best_cv_score": round(s, 6), "params": _plain(p)}
-        for name, (_, p, s) in best_by_family.items()
+        for name, (_, p, s) in best.items()
     ]
     for row in summary:
         print(
             f"  {row['family']:<24} best cross-validated {scoring}: {row['best_cv_score']:.4f}",
             file=sys.stderr,
         )
-    return summary, max(best_by_family.values(), key=lambda item: item[2])
+    return summary, max(best.values(), key=lambda item: item[2])
 
 
 def _pipeline(features: list[Feature], fam: Family, params: dict[str, Any]) -> Pipeline:
