@@ -6,12 +6,15 @@ import argparse
 import hashlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from mlstack.errors import ServingError
+from mlstack.lifecycle import Lifecycle, primary_metric
 from mlstack.manifest import MODEL_NAME, Manifest
 from mlstack.store import ModelStore
 from mlstack.training.datasets import DEMO_SETS, demo_dataset
@@ -19,6 +22,9 @@ from mlstack.training.publish import TrainingRequest, frame_sha256, guess_task, 
 
 MIN_ROWS = 50
 MIN_CLASS_ROWS = 5
+
+
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -73,11 +79,38 @@ def _parser() -> argparse.ArgumentParser:
         help="native threads for estimators (default 1: OpenMP crawls when busy)",
     )
     train.set_defaults(handler=_train)
+    _lifecycle_commands(commands)
     return parser
 
 
+def _lifecycle_commands(commands: Any) -> None:
+    listing = commands.add_parser("list", help="models, versions, metrics, current and canary")
+    listing.set_defaults(handler=_list)
+    promote = commands.add_parser("promote", help="make a verified version current")
+    promote.add_argument("model")
+    promote.add_argument("version")
+    promote.add_argument("--force", action="store_true", help="even if its held-out metric is worse")
+    promote.set_defaults(handler=_promote)
+    rollback = commands.add_parser("rollback", help="back to the version that was current before")
+    rollback.add_argument("model")
+    rollback.set_defaults(handler=_rollback)
+    canary = commands.add_parser(
+        "canary", help="send a share of predictions to a version: canary M V PCT | canary M off"
+    )
+    canary.add_argument("model")
+    canary.add_argument("version", help="a version, or off")
+    canary.add_argument("percent", type=float, nargs="?")
+    canary.set_defaults(handler=_canary)
+    verify = commands.add_parser("verify", help="re-check every version's files, sha256 and library versions")
+    verify.set_defaults(handler=_verify)
+    for sub in (listing, promote, rollback, canary, verify):
+        sub.add_argument(
+            "--store-dir", type=Path, help="model store root (default: BACKEND_STORE_DIR or model_store)"
+        )
+
+
 def _train(args: argparse.Namespace) -> int:
-    store = ModelStore(args.store_dir or _default_store_dir())
+    store = _store(args)
     request = _training_request(args)
     if args.if_empty and request.model in store.models() and store.current(request.model):
         print(f"{request.model}: already has version {store.current(request.model)}; nothing to do")
@@ -88,6 +121,80 @@ def _train(args: argparse.Namespace) -> int:
         manifest = train_and_publish(request, store)
     _report(manifest, store, promoted=request.promote)
     return 0
+
+
+def _store(args: argparse.Namespace) -> ModelStore:
+    return ModelStore(args.store_dir or _default_store_dir())
+
+
+def _refusing(action: Callable[[], T]) -> T:
+    """Run a lifecycle step; its refusals (unknown version, failed check, worse metric) become exit code 2."""
+    try:
+        return action()
+    except ServingError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    lifecycle = Lifecycle(store)
+    for model in store.models():
+        current, canary = store.current(model), lifecycle.canary(model)
+        print(f"{model}")
+        for version in store.versions(model):
+            marks = ["current"] if version == current else []
+            if canary and canary.version == version:
+                marks.append(f"canary {canary.percent:g}%")
+            print(f"  {version:>4}  {_headline(store, model, version):<32} {', '.join(marks)}")
+    return 0
+
+
+def _headline(store: ModelStore, model: str, version: str) -> str:
+    try:
+        manifest = store.manifest(model, version)
+    except ServingError as exc:
+        return f"unreadable: {exc}"
+    metric = primary_metric(manifest)
+    facts = f"{manifest.training.estimator}"
+    return f"{facts} {metric[0]}={metric[1]:.4f}" if metric else facts
+
+
+def _promote(args: argparse.Namespace) -> int:
+    previous = _refusing(lambda: Lifecycle(_store(args)).promote(args.model, args.version, args.force))
+    print(f"{args.model}: version {args.version} is current (was {previous}); replicas follow within seconds")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    previous, target = _refusing(lambda: Lifecycle(_store(args)).rollback(args.model))
+    print(f"{args.model}: rolled back from version {previous} to {target}")
+    return 0
+
+
+def _canary(args: argparse.Namespace) -> int:
+    lifecycle = Lifecycle(_store(args))
+    if args.version == "off":
+        _refusing(lambda: lifecycle.clear_canary(args.model))
+        print(f"{args.model}: canary off; all traffic to the current version")
+        return 0
+    if args.percent is None:
+        raise UsageError("canary needs a percent: mlstack canary MODEL VERSION PERCENT")
+    _refusing(lambda: lifecycle.set_canary(args.model, args.version, args.percent))
+    print(f"{args.model}: {args.percent:g}% of predictions go to version {args.version}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    store, failed = _store(args), 0
+    for model in store.models():
+        for version in store.versions(model):
+            try:
+                store.verify(model, version)
+                print(f"ok      {model}/{version}")
+            except ServingError as exc:
+                failed += 1
+                print(f"FAILED  {model}/{version}: {exc}")
+    return 1 if failed else 0
 
 
 def _training_request(args: argparse.Namespace) -> TrainingRequest:

@@ -9,6 +9,7 @@ Every error a client can cause, the status it maps to, and the one place that re
   + UnsupportedMediaType  415  body is not application/json
   + BadInput              422  breaks the input schema; names the row and the field
   + TooManyRows           413  more instances than the batch limit
+  + Conflict              409  the store's state forbids it (delete the current version, promote a worse one)
   + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
   + ModelNotReady         503  known, but no verified version is loaded
 
@@ -70,6 +71,10 @@ class BadInput(ServingError):
 
 class TooManyRows(ServingError):
     status_code = 413
+
+
+class Conflict(ServingError):
+    status_code = 409
 
 
 class ArtifactRejected(ServingError):

@@ -57,16 +57,17 @@ class Inference:
             await cache.close()
             executor.shutdown(wait=True)
 
+    async def resolve(self, model: str, version: str | None) -> Loaded:
+        """The version that answers: the pinned one, else the current one or, for its share, the canary."""
+        return await self.registry.get(model, version or self.registry.choose(model))
+
     async def predict_instances(self, model: str, version: str | None, instances: Any) -> Result:
         """V1: `instances` is the client's list of feature objects."""
-        loaded = await self.registry.get(model, version)
+        loaded = await self.resolve(model, version)
         return await self._run(loaded, loaded.validator.rows(instances))
 
-    async def predict_columns(
-        self, model: str, version: str | None, columns: dict[str, list[Any]], count: int
-    ) -> Result:
-        """V2: one list of `count` values per feature name."""
-        loaded = await self.registry.get(model, version)
+    async def predict_columns(self, loaded: Loaded, columns: dict[str, list[Any]], count: int) -> Result:
+        """V2: one list of `count` values per feature of the resolved version."""
         return await self._run(loaded, loaded.validator.columns(columns, count))
 
     async def _run(self, loaded: Loaded, rows: Rows) -> Result:

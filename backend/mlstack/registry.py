@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
+from mlstack.lifecycle import Canary, Lifecycle
 from mlstack.manifest import Manifest
 from mlstack.metrics import Metrics
 from mlstack.runtime import Runtime, SklearnRuntime
@@ -43,7 +45,9 @@ class Registry:
         self._metrics = metrics
         self._loaded: dict[tuple[str, str], Loaded] = {}
         self.current: dict[str, str] = {}
+        self.canaries: dict[str, Canary] = {}
         self.failures: dict[str, str] = {}
+        self._lifecycle = Lifecycle(store)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def load_all(self) -> None:
@@ -55,23 +59,45 @@ class Registry:
                 log.error("model %s not loaded: %s", model, exc)
 
     async def reload(self, model: str) -> tuple[str | None, str]:
-        """Load the store's CURRENT version of `model` beside the old one, then switch. Returns (old, new)."""
+        """Load CURRENT (and the canary) beside the old versions, then switch. Returns (old, new)."""
         version = self.store.current(model)
         if version is None:
             raise ModelNotReady(f"model '{model}' has no CURRENT version in the store")
+        canary = self._lifecycle.canary(model)
         try:
-            await self.get(model, version)
+            for needed in (version, canary.version if canary else None):
+                if needed is not None:
+                    await self.get(model, needed)
         except ArtifactRejected as exc:
             self.failures[model] = str(exc)
             raise
         previous = self.current.get(model)
-        self.current[model] = version
+        self.current[model] = version  # the switch: requests from here on see the new versions
+        self._set_canary(model, canary)
         if previous is not None:
             self._metrics.model_loaded.labels(model, previous).set(0)
         self._metrics.model_loaded.labels(model, version).set(1)
         self.failures.pop(model, None)
         log.info("model %s now serves version %s (was %s)", model, version, previous)
         return previous, version
+
+    async def sync(self) -> None:
+        """Reload every model whose CURRENT or canary changed in the store; a failure keeps the old."""
+        for model in self.store.models():
+            canary = self._lifecycle.canary(model)
+            if (self.store.current(model), canary) == (self.current.get(model), self.canaries.get(model)):
+                continue
+            try:
+                await self.reload(model)
+            except (ArtifactRejected, ModelNotFound, ModelNotReady) as exc:
+                log.error("model %s keeps version %s: %s", model, self.current.get(model), exc)
+
+    def choose(self, model: str) -> str | None:
+        """The version for an unpinned request: the canary for its share of traffic, else the current."""
+        canary = self.canaries.get(model)
+        if canary is not None and random.random() * 100 < canary.percent:  # a traffic split, not cryptography
+            return canary.version
+        return self.current.get(model)
 
     async def get(self, model: str, version: str | None = None) -> Loaded:
         """A loaded version; the current one when `version` is None. Loads a pinned version on first use."""
@@ -81,6 +107,16 @@ class Registry:
                 return await self._first_use(model)
         loaded = self._loaded.get((model, version))
         return loaded if loaded is not None else await self._load(model, version)
+
+    def _set_canary(self, model: str, canary: Canary | None) -> None:
+        if canary is None:
+            self.canaries.pop(model, None)
+        else:
+            self.canaries[model] = canary
+
+    def forget(self, model: str, version: str) -> None:
+        """Drop a deleted version from memory (it is neither current nor canary)."""
+        self._loaded.pop((model, version), None)
 
     def loaded_versions(self, model: str) -> list[str]:
         return sorted((v for m, v in self._loaded if m == model), key=int)

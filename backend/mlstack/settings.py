@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     cache_retry_after_s: float = Field(default=2.0, ge=0)
     """After a cache failure, skip Redis for this long before one call tries it again."""
 
+    store_poll_s: float = Field(default=2.0, ge=0)
+    """How often a replica checks the store's CURRENT and CANARY files (0: only when told over Redis)."""
+
     max_batch_rows: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""
 

@@ -64,7 +64,7 @@ async def infer(
 ) -> Response:
     """V2 inference on a table: one input tensor per feature; the request `id` is echoed."""
     body = parse_request(await json_object(request))
-    features = (await inference.registry.get(model, version)).manifest.inputs
-    columns, count = decode_columns(body, features)
-    result = await inference.predict_columns(model, version, columns, count)
+    loaded = await inference.resolve(model, version)  # decode against the schema of the version that answers
+    columns, count = decode_columns(body, loaded.manifest.inputs)
+    result = await inference.predict_columns(loaded, columns, count)
     return json_response(encode_response(result, body), headers=result.headers)

@@ -1,0 +1,87 @@
+"""Admin routes of the model lifecycle: promote, roll back, canary, delete a version. No route trains."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
+from mlstack.api.body import json_response
+from mlstack.deps import RegistryDep
+from mlstack.lifecycle import Lifecycle
+from mlstack.registry import Registry
+
+router = APIRouter(tags=["admin"])
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: str = Field(pattern=r"^[1-9][0-9]{0,8}$")
+    force: bool = False
+    """Promote even when the version's held-out metric is worse than the current one's."""
+
+
+class CanaryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=r"^[1-9][0-9]{0,8}$")
+    percent: float = Field(gt=0, le=100, allow_inf_nan=False)
+    """Share of unpinned predictions the canary answers."""
+
+
+async def _changed(request: Request, registry: Registry, model: str) -> None:
+    """Apply here at once, then tell the other replicas (they also poll the store)."""
+    await registry.sync()
+    await request.app.state.watcher.announce(model)
+
+
+def _serving(registry: Registry, model: str) -> dict[str, object]:
+    canary = registry.canaries.get(model)
+    return {
+        "model": model,
+        "version": registry.current.get(model),
+        "canary": {"version": canary.version, "percent": canary.percent} if canary else None,
+    }
+
+
+@router.put("/v1/models/{model:model}/current")
+async def promote(model: str, body: PromoteRequest, request: Request, registry: RegistryDep) -> Response:
+    """Admin: make a verified version current (409 if it fails verification or its metric is worse)."""
+    previous = await asyncio.to_thread(Lifecycle(registry.store).promote, model, body.version, body.force)
+    await _changed(request, registry, model)
+    return json_response({**_serving(registry, model), "previous_version": previous})
+
+
+@router.post("/v1/models/{model:model}:rollback")
+async def rollback(model: str, request: Request, registry: RegistryDep) -> Response:
+    """Admin: go back to the version that was current before (409 when there is none)."""
+    previous, _ = await asyncio.to_thread(Lifecycle(registry.store).rollback, model)
+    await _changed(request, registry, model)
+    return json_response({**_serving(registry, model), "previous_version": previous})
+
+
+@router.put("/v1/models/{model:model}/canary")
+async def set_canary(model: str, body: CanaryRequest, request: Request, registry: RegistryDep) -> Response:
+    """Admin: send `percent` of unpinned predictions to `version`; X-Model-Version tells which answered."""
+    await asyncio.to_thread(Lifecycle(registry.store).set_canary, model, body.version, body.percent)
+    await _changed(request, registry, model)
+    return json_response(_serving(registry, model))
+
+
+@router.delete("/v1/models/{model:model}/canary", status_code=204)
+async def stop_canary(model: str, request: Request, registry: RegistryDep) -> Response:
+    """Admin: all traffic back to the current version."""
+    await asyncio.to_thread(Lifecycle(registry.store).clear_canary, model)
+    await _changed(request, registry, model)
+    return Response(status_code=204)
+
+
+@router.delete("/v1/models/{model:model}/versions/{version:version}", status_code=204)
+async def delete_version(model: str, version: str, registry: RegistryDep) -> Response:
+    """Admin: remove a version that is neither current nor canary (409 otherwise)."""
+    await asyncio.to_thread(Lifecycle(registry.store).delete, model, version)
+    registry.forget(model, version)
+    return Response(status_code=204)
