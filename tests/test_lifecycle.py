@@ -22,10 +22,12 @@ CHURN = "/v1/models/churn"
 
 @pytest.fixture(scope="module")
 def lifecycle_stack(store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
-    """Its own copy of the store (these tests publish and move versions) and two replicas."""
+    """Its own copy of the store (these tests publish and move versions) and two replicas that do not poll
+    the store: every change must reach them through the Redis announcement."""
     store = tmp_path_factory.mktemp("lifecycle") / "store"
     shutil.copytree(store_dir, store)
-    with running_stack(tmp_path_factory.mktemp("lifecycle-run"), store, replicas=2) as stack:
+    run_dir = tmp_path_factory.mktemp("lifecycle-run")
+    with running_stack(run_dir, store, replicas=2, replica_env={"BACKEND_STORE_POLL_S": "0"}) as stack:
         yield stack
 
 
@@ -135,6 +137,22 @@ def test_a_20_percent_canary_and_off(lifecycle_stack: NativeStack, row: dict[str
     assert 150 <= split["2"] <= 250, split
     every_replica_answers(stack, row, "1")
     assert {key for replica in stats for key in replica["predictions"]} >= {"churn:1", "churn:2"}
+
+
+def test_a_reload_through_the_gateway_reaches_every_replica(
+    lifecycle_stack: NativeStack, row: dict[str, Any]
+) -> None:
+    stack = lifecycle_stack
+    store = str(stack.options.store_dir)
+    assert (
+        mlstack(["promote", "churn", "2", "--force", "--store-dir", store]) == 0
+    )  # the store changes under them
+
+    assert admin(stack, "POST", f"{CHURN}:reload").json()["version"] == "2"  # one request, one replica
+    every_replica_answers(stack, row, "2", timeout_s=1.0)
+    assert mlstack(["rollback", "churn", "--store-dir", store]) == 0
+    assert admin(stack, "POST", f"{CHURN}:reload").status_code == 200
+    every_replica_answers(stack, row, "1", timeout_s=1.0)
 
 
 @pytest.mark.parametrize(

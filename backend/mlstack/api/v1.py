@@ -58,9 +58,10 @@ async def predict_version(model: str, version: str, request: Request, inference:
 
 
 @router.post("/v1/models/{model:model}:reload", response_model=ReloadResult)
-async def reload(model: str, registry: RegistryDep) -> Response:
+async def reload(model: str, request: Request, registry: RegistryDep) -> Response:
     """Admin: load the store's CURRENT version beside the old, verify it, switch. A failure keeps the old."""
     previous, version = await registry.reload(model)
+    await request.app.state.watcher.announce(model)  # and every other replica
     return json_response({"model": model, "previous_version": previous, "version": version})
 
 
