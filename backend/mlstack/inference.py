@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from mlstack.batching import Batcher
 from mlstack.cache import Entry, PredictionCache, row_key
 from mlstack.metrics import Metrics
 from mlstack.registry import Loaded, Registry
@@ -37,12 +37,12 @@ class Inference:
     """Predictions for every protocol edge. Model code runs on one worker thread, never on the event loop."""
 
     def __init__(
-        self, registry: Registry, cache: PredictionCache, executor: ThreadPoolExecutor, metrics: Metrics
+        self, registry: Registry, cache: PredictionCache, batcher: Batcher, metrics: Metrics
     ) -> None:
         self.registry = registry
         self.cache = cache
         self.metrics = metrics
-        self._executor = executor
+        self._batcher = batcher
 
     @classmethod
     @asynccontextmanager
@@ -51,8 +51,15 @@ class Inference:
     ) -> AsyncIterator[Inference]:
         cache = PredictionCache(settings)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        batcher = Batcher(
+            executor,
+            settings.batch_max_rows,
+            settings.batch_max_wait_ms / 1000,
+            settings.batching_enabled,
+            on_batch=metrics.count_batch,
+        )
         try:
-            yield cls(registry, cache, executor, metrics)
+            yield cls(registry, cache, batcher, metrics)
         finally:
             await cache.close()
             executor.shutdown(wait=True)
@@ -71,6 +78,10 @@ class Inference:
         return await self._run(loaded, loaded.validator.columns(columns, count))
 
     async def _run(self, loaded: Loaded, rows: Rows) -> Result:
+        with self._batcher.on_the_way():
+            return await self._answer(loaded, rows)
+
+    async def _answer(self, loaded: Loaded, rows: Rows) -> Result:
         manifest = loaded.manifest
         keys = [
             row_key(manifest.model, manifest.version, manifest.artifact.sha256, row) for row in rows.values
@@ -91,8 +102,7 @@ class Inference:
         return self._result(loaded, entries, _cache_status(cached is not None, len(misses), len(rows)))
 
     async def _compute(self, loaded: Loaded, rows: Rows) -> list[Entry]:
-        loop = asyncio.get_running_loop()
-        prediction = await loop.run_in_executor(self._executor, loaded.runtime.predict, rows)
+        prediction = await self._batcher.predict(loaded.runtime, rows)  # cache hits never get here
         self.metrics.predicted_rows.labels(loaded.manifest.model, loaded.version).inc(len(rows))
         if prediction.probabilities is None:
             return [{"l": label} for label in prediction.labels]

@@ -37,6 +37,18 @@ class Metrics:
         self.predicted_rows = Counter(
             "mlstack_predicted_rows", "Rows computed by a model", ["model", "version"], registry=self.registry
         )
+        self.batch_rows = Histogram(
+            "mlstack_batch_rows",
+            "Rows per pipeline call after micro-batching",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "mlstack_batch_requests",
+            "Requests served by one pipeline call",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.model_loaded = Gauge(
             "mlstack_model_loaded",
             "1 when the version is loaded and serving by default",
@@ -55,6 +67,10 @@ class Metrics:
         self._totals["errors"] += status >= 500
         if version:
             self._recent.append((time.monotonic(), seconds, status, f"{model}:{version}"))
+
+    def count_batch(self, rows: int, requests: int) -> None:
+        self.batch_rows.observe(rows)
+        self.batch_requests.observe(requests)
 
     def count_cache(self, hits: int, misses: int, bypassed: int) -> None:
         for result, rows in (("hit", hits), ("miss", misses), ("bypass", bypassed)):

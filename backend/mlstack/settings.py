@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     store_poll_s: float = Field(default=2.0, ge=0)
     """How often a replica checks the store's CURRENT and CANARY files (0: only when told over Redis)."""
 
+    batching_enabled: bool = True
+    """Gather concurrent requests for the same model version into one pipeline call."""
+
+    batch_max_rows: int = Field(default=256, ge=1)
+    """Most rows one gathered call predicts; a request this large or larger is predicted alone."""
+
+    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    """Longest a request waits for others to join its call (0: merge only what is already waiting)."""
+
     max_batch_rows: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""
 
