@@ -96,6 +96,21 @@ def test_retrain_promote_and_roll_back_under_load_lose_nothing(
     assert set(outcomes) == {200}, outcomes
 
 
+def test_a_new_version_misses_where_the_old_one_hits(
+    lifecycle_stack: NativeStack, row: dict[str, Any]
+) -> None:
+    stack = lifecycle_stack
+    body = {"instances": [{**row, "total_charges": 4321.0}]}
+    pinned = lambda v: admin(stack, "POST", f"{CHURN}/versions/{v}:predict", json=body)  # noqa: E731
+    pinned("1")
+    time.sleep(0.2)  # the cache is filled just after the answer
+
+    old, new = pinned("1"), pinned("2")
+
+    assert (old.headers["X-Cache"], old.headers["X-Model-Version"]) == ("HIT", "1")
+    assert (new.headers["X-Cache"], new.headers["X-Model-Version"]) == ("MISS", "2")
+
+
 def test_a_tampered_version_is_refused_and_traffic_stays_on_the_old(
     lifecycle_stack: NativeStack, row: dict[str, Any]
 ) -> None:

@@ -67,9 +67,11 @@ def test_batch_with_some_rows_cached_is_partial_and_equal(
 ) -> None:
     _, cached_part = predict(client, rows[:3])
     time.sleep(0.1)
+    before = predicted_rows(client)
     status, whole = predict(client, rows)
 
     assert status == "PARTIAL"
+    assert predicted_rows(client) - before == len(rows) - 3  # only the misses were computed
     assert whole["predictions"][:3] == cached_part["predictions"]
     assert whole["probabilities"][:3] == cached_part["probabilities"]
     time.sleep(0.1)
