@@ -306,6 +306,9 @@ class NativeStack:
         admin = [k for k in self.options.keys if k.scope == "admin"]
         if admin:
             env["FRONTEND_ADMIN_KEY"] = admin[0].secret
+        users = [k for k in self.options.keys if k.scope == "users"]
+        if users:
+            env["FRONTEND_USERS_KEY"] = users[0].secret
         # cwd: Streamlit reads .streamlit/config.toml from the working directory
         return Process("ui", "ui", command, self.logs / "ui.log", port=port, env=env, cwd=ROOT / "frontend")
 

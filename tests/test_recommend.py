@@ -14,6 +14,8 @@ import pytest
 import redis
 
 from mlstack.cli import main as mlstack
+from mlstack.store import ModelStore
+from mlstack.training.interactions import demo_interactions
 from stack.native import NativeStack
 from stacks import gateway_entry, running_stack
 
@@ -305,3 +307,22 @@ def test_the_data_redis_is_durable_and_separate_from_the_cache(rec_stack: Native
     roles = {p["role"] for p in rec_stack.state()["processes"]}
     assert {"redis", "redis-data"} <= roles
     assert Path(rec_stack.options.run_dir / "redis-data").is_dir()
+
+
+def test_retraining_learns_from_the_interactions_users_sent(
+    rec_stack: NativeStack, genre_of: dict[str, str], tmp_path: Path
+) -> None:
+    new_user(rec_stack, events=likes(of_genre(genre_of, "Musical", 6, skip=10)))
+    url = f"redis://127.0.0.1:{rec_stack.data_redis_port}/0"
+    with redis.Redis(port=rec_stack.data_redis_port) as client:
+        stored = sum(client.llen(key) for key in client.scan_iter(match="mlstack:user:*:events"))
+
+    code = mlstack(
+        ["train", "--demo", "recommend", "--rows", "3000", "--users-redis", url, "--store-dir", str(tmp_path)]
+    )
+    training = ModelStore(tmp_path).manifest("recommend", "1").training
+    demo_rows = len(demo_interactions(n_users=3000).events)
+
+    assert code == 0
+    assert training.source == "recommend+collected"
+    assert training.rows == demo_rows + stored

@@ -66,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let unseen categories through to the encoder (default: the API answers 422)",
     )
+    train.add_argument(
+        "--users-redis", help="recommend: also learn from the interactions in this data Redis (redis://...)"
+    )
+    train.add_argument(
+        "--collected-only",
+        action="store_true",
+        help="recommend: only the collected interactions, not the demo's",
+    )
     train.add_argument("--no-promote", action="store_true", help="publish without moving CURRENT")
     train.add_argument(
         "--if-empty", action="store_true", help="do nothing if the model already has a version"

@@ -177,6 +177,10 @@ def train_and_publish_recommender(request: RecommendRequest, store: ModelStore) 
     item_index = {item: i for i, item in enumerate(items["item_id"])}
     base = {"item_ids": items["item_id"].tolist(), "genres": items["genre"].tolist()}
     matrix = user_item(request.events, item_index)
+    if matrix.values.nnz == 0 or (np.diff(matrix.values.indptr) >= MIN_POSITIVES).sum() < 10:
+        raise NotBetterThanPopularity(
+            f"too few users with {MIN_POSITIVES} or more interests to evaluate a model"
+        )
     outcomes, test = search(matrix.values, base, request.seed)
     baseline = next(o for o in outcomes if o.family == "popularity")
     best = max(outcomes, key=lambda o: o.validation["ndcg_at_10"])

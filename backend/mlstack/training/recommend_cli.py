@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from mlstack.manifest import MODEL_NAME
 from mlstack.store import ModelStore
+from mlstack.training.collected import collected_events
 from mlstack.training.interactions import demo_interactions
 from mlstack.training.recommend import (
     NotBetterThanPopularity,
@@ -31,16 +33,23 @@ def train_recommender(args: argparse.Namespace, store: ModelStore) -> int:
         print(f"mlstack: --rows (users) must be at least {MIN_USERS}")
         return 2
     demo = demo_interactions(n_users=args.rows or 20_000, seed=args.seed)
+    events, source, description = demo.events, RECOMMEND_DEMO, demo.description
+    if args.users_redis:
+        live = collected_events(args.users_redis, set(demo.items["item_id"]))
+        events = live if args.collected_only else pd.concat([demo.events, live], ignore_index=True)
+        source = "collected" if args.collected_only else f"{RECOMMEND_DEMO}+collected"
+        description += f"; plus {len(live)} interactions collected from the stack's users"
+        print(f"read {len(live)} collected interactions of {live['user_id'].nunique()} users")
     request = RecommendRequest(
         model=model,
         items=demo.items,
-        events=demo.events,
-        source=RECOMMEND_DEMO,
-        description=demo.description,
+        events=events,
+        source=source,
+        description=description,
         seed=args.seed,
         promote=not args.no_promote,
     )
-    print(f"training {model} (recommendation) on {request.source}: {len(demo.events)} interactions")
+    print(f"training {model} (recommendation) on {request.source}: {len(events)} interactions")
     try:
         with threadpool_limits(limits=args.threads):
             manifest = train_and_publish_recommender(request, store)
