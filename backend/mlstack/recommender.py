@@ -83,7 +83,7 @@ class Recommender:
             return self.factors @ user
         if self.kind == "itemknn":
             assert self.neighbours is not None
-            return np.asarray(sp.csr_matrix(weights[None, :]) @ self.neighbours[indexes]).ravel()
+            return np.asarray(self.neighbours[indexes].T @ weights).ravel()  # sparse.T @ dense: dense
         return self.popularity.astype(np.float64)
 
     def recommend(

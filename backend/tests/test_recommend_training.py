@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from mlstack.manifest import Manifest
 from mlstack.recommender import Recommender, top_k
 from mlstack.store import ModelStore
 from mlstack.training.interactions import GENRES, demo_interactions
+from mlstack.training.recommend import fit, user_item
 
 USERS = "2000"
 
@@ -97,3 +99,25 @@ def test_top_k_is_a_partial_sort_that_matches_a_full_sort() -> None:
     scores = np.random.default_rng(0).random(1000)
 
     assert top_k(scores, 10).tolist() == np.argsort(-scores)[:10].tolist()
+
+
+@pytest.mark.parametrize(
+    ("family", "params"),
+    [("popularity", {}), ("itemknn", {"neighbours": 20}), ("svd", {"components": 8, "alpha": 0.4})],
+)
+def test_every_family_serves_a_history_the_way_it_was_evaluated(family: str, params: dict[str, Any]) -> None:
+    demo = demo_interactions(n_users=500, n_items=300)
+    index = {item: i for i, item in enumerate(demo.items["item_id"])}
+    base = {"item_ids": list(index), "genres": demo.items["genre"].tolist()}
+    matrix = user_item(demo.events, index).values
+    model = Recommender(fit(family, params, matrix, base, seed=0))
+    history = matrix[0]
+
+    ranked = model.recommend(
+        [(base["item_ids"][i], float(w)) for i, w in zip(history.indices, history.data, strict=True)], k=10
+    )
+    batch = model.scores_matrix(history)[0]
+
+    assert len(ranked.items) == 10
+    assert all(isinstance(score, float) for score in ranked.scores)
+    assert ranked.scores[0] == pytest.approx(max(np.delete(batch, history.indices)), rel=1e-4)
