@@ -20,13 +20,16 @@ from stack.native import NativeStack
 from stacks import gateway_entry, running_stack
 
 pytestmark = pytest.mark.stack
+CAP = 40
 
 
 @pytest.fixture(scope="module")
 def rec_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
     store = tmp_path_factory.mktemp("rec-store")
     assert mlstack(["train", "--demo", "recommend", "--rows", "3000", "--store-dir", str(store)]) == 0
-    with running_stack(tmp_path_factory.mktemp("rec-run"), store, replicas=2, with_ui=False) as stack:
+    run_dir = tmp_path_factory.mktemp("rec-run")
+    env = {"BACKEND_USERS_MAX_EVENTS": str(CAP)}
+    with running_stack(run_dir, store, replicas=2, with_ui=False, replica_env=env) as stack:
         yield stack
 
 
@@ -326,3 +329,44 @@ def test_retraining_learns_from_the_interactions_users_sent(
     assert code == 0
     assert training.source == "recommend+collected"
     assert training.rows == demo_rows + stored
+
+
+def test_a_history_keeps_the_newest_events_and_still_knows_the_dropped_ids(
+    rec_stack: NativeStack, genre_of: dict[str, str]
+) -> None:
+    user_id = new_user(rec_stack)
+    items = list(genre_of)[: CAP + 10]
+    events = [{"event_id": f"n{i}", "item_id": item, "type": "play", "ts": i} for i, item in enumerate(items)]
+
+    api(rec_stack, "POST", f"/v1/users/{user_id}/events", json={"events": events})
+    again = api(rec_stack, "POST", f"/v1/users/{user_id}/events", json={"events": events[:5]}).json()
+    user = api(rec_stack, "GET", f"/v1/users/{user_id}").json()
+
+    assert user["event_count"] == CAP
+    assert user["latest_events"][0]["event_id"] == f"n{CAP + 9}"  # newest first; the oldest were dropped
+    assert again["added"] == 0  # a late retry of a dropped event is still recognised
+
+
+@pytest.mark.faults
+def test_without_the_data_redis_user_routes_are_503_and_visitors_still_get_answers(
+    rec_stack: NativeStack, genre_of: dict[str, str]
+) -> None:
+    data_redis = rec_stack.process("redis-data")
+    data_redis.stop()
+    try:
+        read = api(rec_stack, "GET", "/v1/users/anyone")
+        known = recommend(rec_stack, "anyone")
+        visitor = api(
+            rec_stack,
+            "POST",
+            "/v1/models/recommend:predict",
+            "predict",
+            json={"instances": [{"items": list(genre_of)[:3]}]},
+        )
+    finally:
+        rec_stack.restart(data_redis)
+
+    assert read.status_code == 503
+    assert "error" in read.json()
+    assert known.status_code == 503
+    assert visitor.status_code == 200
