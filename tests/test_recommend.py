@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -370,3 +371,19 @@ def test_without_the_data_redis_user_routes_are_503_and_visitors_still_get_answe
     assert "error" in read.json()
     assert known.status_code == 503
     assert visitor.status_code == 200
+
+
+def test_a_recommendation_cached_just_after_an_erasure_is_swept_as_well(rec_stack: NativeStack) -> None:
+    user_id = new_user(rec_stack)
+    assert api(rec_stack, "DELETE", f"/v1/users/{user_id}").status_code == 204
+    late = (
+        f"mlstack:rec:recommend:1:0123456789abcdef:u:{user_id}:1-1:10"  # as a request still in flight writes
+    )
+    with redis.Redis(port=rec_stack.redis_port) as cache:
+        cache.set(late, b'{"l": []}', ex=60)
+
+        deadline = time.monotonic() + 10
+        while cache.exists(late) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        assert not cache.exists(late)

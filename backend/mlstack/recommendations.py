@@ -30,6 +30,8 @@ VISITOR_WEIGHT = 3.0
 """An item a visitor names counts as much as a like."""
 MAX_VISITOR_ITEMS = 500
 REC_PREFIX = "mlstack:rec"
+SWEEP_AGAIN_S = 2.0
+"""After an erasure, the user's cached recommendations are swept once more this much later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ class Recommendations:
         self.cache = cache
         self.metrics = metrics
         self.max_k = settings.recommend_max_k
-        self.max_rows = settings.max_batch_rows
+        self._sweeps: set[asyncio.Task[None]] = set()
 
     async def answer(self, loaded: Loaded, instances: Any) -> tuple[list[Entry], str]:
         """One entry per instance ({"l": items, "s": scores, "src": source}) and the X-Cache status."""
@@ -96,8 +98,19 @@ class Recommendations:
         return await self.answer(loaded, instances)
 
     async def forget(self, user_id: str) -> bool:
-        """Remove the user's cached recommendations; False when the cache could not be reached."""
-        return await self.cache.delete_matching(user_cache_pattern(user_id))
+        """Remove the user's cached recommendations; False when the cache could not be reached.
+
+        A recommendation computed just before the erasure may store its entry just after this sweep, so
+        a second sweep follows a little later, in the background."""
+        swept = await self.cache.delete_matching(user_cache_pattern(user_id))
+        task = asyncio.create_task(self._sweep_later(user_id))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+        return swept
+
+    async def _sweep_later(self, user_id: str) -> None:
+        await asyncio.sleep(SWEEP_AGAIN_S)
+        await self.cache.delete_matching(user_cache_pattern(user_id))
 
     def _query(self, index: int, instance: Any, runtime: RecommenderRuntime) -> Query:
         where = f"instances[{index}]"
