@@ -67,7 +67,9 @@ class Recommendations:
         snapshots = await self._snapshots(queries)
         keys = [_key(loaded, q, snapshots.get(q.user_id or "")) for q in queries]
         cached = await self.cache.get_many(keys)
-        entries: list[Entry | None] = cached if cached is not None else [None] * len(queries)
+        entries: list[Entry | None] = (
+            [_valid(e) for e in cached] if cached is not None else [None] * len(queries)
+        )
         misses = [i for i, entry in enumerate(entries) if entry is None]
         self.metrics.count_cache(
             len(queries) - len(misses),
@@ -171,6 +173,13 @@ def _rank(runtime: RecommenderRuntime, query: Query, snapshot: Snapshot | None) 
         genres = snapshot.profile.get("genres", [])
         return model.recommend(history, query.k, genres=genres if isinstance(genres, list) else [])
     return model.recommend([(item, VISITOR_WEIGHT) for item in query.items], query.k)
+
+
+def _valid(entry: Entry | None) -> Entry | None:
+    """A cached entry of the shape this module writes; anything else is a miss."""
+    if entry is None or not isinstance(entry.get("l"), list) or not {"s", "src"} <= entry.keys():
+        return None
+    return entry
 
 
 def _entry(ranked: Ranked) -> Entry:
