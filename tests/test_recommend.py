@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import time
 import uuid
@@ -387,3 +389,15 @@ def test_a_recommendation_cached_just_after_an_erasure_is_swept_as_well(rec_stac
             time.sleep(0.2)
 
         assert not cache.exists(late)
+
+
+def test_the_readme_user_example_is_valid(rec_stack: NativeStack) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    body = json.loads(re.search(r"/v1/users -d '(.*?)'", readme, re.S).group(1))  # type: ignore[union-attr]
+    body["user_id"] = f"readme-{uuid.uuid4().hex[:8]}"
+
+    created = api(rec_stack, "POST", "/v1/users", json=body)
+    answer = recommend(rec_stack, body["user_id"])
+
+    assert created.status_code == 201, created.text
+    assert answer.json()["sources"] == ["personal"]
