@@ -12,7 +12,7 @@ from settings import FrontendSettings
 
 SENTENCES = {
     401: "The gateway does not accept the UI's API key (FRONTEND_API_KEY). Ask an operator for a valid key.",
-    403: "The UI's API key is not allowed to do this (an admin key is needed).",
+    403: "The UI's API key is not allowed to do this (an admin or users key is needed).",
     404: "Not found: {error}",
     413: "Too much at once: {error}",
     415: "The request was not JSON: {error}",
@@ -68,6 +68,30 @@ class GatewayClient:
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
         return self._call("POST", path, json={"instances": rows})
 
+    @property
+    def has_users_key(self) -> bool:
+        return self.settings.users_key is not None
+
+    def recommend(self, model: str, user_id: str, k: int = 10) -> Answer:
+        return self._call(
+            "POST", f"/v1/models/{model}:predict", json={"instances": [{"user_id": user_id, "k": k}]}
+        )
+
+    def create_user(self, user_id: str, events: list[dict[str, Any]]) -> Answer:
+        return self._call("POST", "/v1/users", users=True, json={"user_id": user_id, "events": events})
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/users/{user_id}", users=True).body  # type: ignore[no-any-return]
+
+    def add_events(self, user_id: str, events: list[dict[str, Any]]) -> Answer:
+        return self._call("POST", f"/v1/users/{user_id}/events", users=True, json={"events": events})
+
+    def clear_history(self, user_id: str) -> None:
+        self._call("DELETE", f"/v1/users/{user_id}/history", users=True)
+
+    def delete_user(self, user_id: str) -> None:
+        self._call("DELETE", f"/v1/users/{user_id}", users=True)
+
     def stats(self) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/stats", admin=True).body["replicas"]  # type: ignore[no-any-return]
 
@@ -77,8 +101,12 @@ class GatewayClient:
     def rollback(self, model: str) -> Answer:
         return self._call("POST", f"/v1/models/{model}:rollback", admin=True)
 
-    def _call(self, method: str, path: str, admin: bool = False, **kwargs: Any) -> Answer:
-        key = self.settings.admin_key if admin else self.settings.api_key
+    def _call(
+        self, method: str, path: str, admin: bool = False, users: bool = False, **kwargs: Any
+    ) -> Answer:
+        key = (
+            self.settings.admin_key if admin else self.settings.users_key if users else self.settings.api_key
+        )
         headers = {"X-API-Key": key.get_secret_value()} if key else {}
         started = time.perf_counter()
         try:
@@ -94,7 +122,8 @@ class GatewayClient:
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status_code >= 400:
             raise GatewayError(_sentence(response), response.status_code)
-        return Answer(response.json(), response.headers, latency_ms)
+        body = response.json() if response.content else None  # 204 has no body
+        return Answer(body, response.headers, latency_ms)
 
 
 def _sentence(response: httpx.Response) -> str:

@@ -22,6 +22,9 @@ class FrontendSettings(BaseSettings):
     admin_key: SecretStr | None = None
     """Optional admin key: shows promote/rollback and the per-replica monitor."""
 
+    users_key: SecretStr | None = None
+    """Optional key of scope users: the Recommend page creates, changes and deletes users with it."""
+
     request_timeout_s: float = Field(default=30.0, gt=0)
     """How long one API call may take before the UI says the gateway did not answer."""
 

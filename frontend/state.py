@@ -23,3 +23,8 @@ def models() -> list[dict[str, Any]]:
 @st.cache_data(ttl=60, show_spinner=False)
 def manifest(model: str, version: str | None = None) -> dict[str, Any]:
     return client().manifest(model, version)
+
+
+def tabular_models() -> list[dict[str, Any]]:
+    """The models that take a row of features (the Recommend page has the recommenders)."""
+    return [m for m in models() if m["task"] != "recommendation"]

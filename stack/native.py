@@ -19,7 +19,16 @@ from typing import Any
 
 from stack import gateway, runstate
 from stack.keys import ApiKey, UiLogin, demo_keys, demo_login, load_keys
-from stack.procs import Process, free_port, http_ok, redis_cache_command, redis_ping, stop_all, wait_for
+from stack.procs import (
+    Process,
+    free_port,
+    http_ok,
+    redis_cache_command,
+    redis_data_command,
+    redis_ping,
+    stop_all,
+    wait_for,
+)
 from stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +36,7 @@ DEMO_MODELS = (
     ["--demo", "churn"],
     ["--demo", "fraud", "--search", "fast"],
     ["--demo", "maintenance", "--search", "fast"],
+    ["--demo", "recommend"],
 )
 
 
@@ -99,6 +109,7 @@ class NativeStack:
         self.options = options
         self.token = options.gateway_token
         self.redis_port = free_port()
+        self.data_redis_port = free_port()
         self.replicas: list[Process] = []
         self.processes: list[Process] = []
         self.logs = options.run_dir / "logs"
@@ -120,6 +131,7 @@ class NativeStack:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._start(self._redis_process(), lambda: redis_ping(self.redis_port), timeout_s)
+            self._start(self._data_redis_process(), lambda: redis_ping(self.data_redis_port), timeout_s)
             self._start_replicas(timeout_s)
             if self._ui_available():
                 ui = self._ui_process()
@@ -149,8 +161,8 @@ class NativeStack:
         process.stop()
         process.start()
         check = (
-            (lambda: redis_ping(self.redis_port))
-            if process.role == "redis"
+            (lambda: redis_ping(process.port or 0))
+            if process.role in ("redis", "redis-data")
             else (lambda: http_ok(f"http://127.0.0.1:{process.port}/v2/health/ready"))
         )
         wait_for(check, process.name, timeout_s, process)
@@ -221,6 +233,17 @@ class NativeStack:
             port=self.redis_port,
         )
 
+    def _data_redis_process(self) -> Process:
+        workdir = self.options.run_dir / "redis-data"  # the append-only file: kept across restarts
+        workdir.mkdir(parents=True, exist_ok=True)
+        return Process(
+            "redis-data",
+            "redis-data",
+            redis_data_command(self.data_redis_port, workdir),
+            self.logs / "redis-data.log",
+            port=self.data_redis_port,
+        )
+
     def _replica_process(self, index: int) -> Process:
         port = free_port()
         command = [
@@ -246,6 +269,7 @@ class NativeStack:
         env = {
             "BACKEND_STORE_DIR": str(self.options.store_dir),
             "BACKEND_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "BACKEND_USERS_REDIS_URL": f"redis://127.0.0.1:{self.data_redis_port}/0",
             "BACKEND_GATEWAY_TOKEN": self.token,
             "BACKEND_REPLICA_NAME": f"replica-{index}",
             **self.options.replica_env,
@@ -282,6 +306,9 @@ class NativeStack:
         admin = [k for k in self.options.keys if k.scope == "admin"]
         if admin:
             env["FRONTEND_ADMIN_KEY"] = admin[0].secret
+        users = [k for k in self.options.keys if k.scope == "users"]
+        if users:
+            env["FRONTEND_USERS_KEY"] = users[0].secret
         # cwd: Streamlit reads .streamlit/config.toml from the working directory
         return Process("ui", "ui", command, self.logs / "ui.log", port=port, env=env, cwd=ROOT / "frontend")
 

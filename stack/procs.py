@@ -136,6 +136,32 @@ def redis_cache_command(port: int, workdir: Path) -> list[str]:
     ]
 
 
+def redis_data_command(port: int, workdir: Path) -> list[str]:
+    """User data: every write appended to a file and fsynced before it is acknowledged; never evicted
+    (a full store refuses writes instead of dropping users' data)."""
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--maxmemory",
+        "512mb",
+        "--maxmemory-policy",
+        "noeviction",
+        "--dir",
+        str(workdir),
+    ]
+
+
 def stop_all(processes: Sequence[Process]) -> None:
     for process in reversed(processes):
         with contextlib.suppress(ProcessLookupError):

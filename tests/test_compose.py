@@ -79,7 +79,7 @@ def test_replicas_and_redis_sit_on_an_internal_network(config: dict[str, Any]) -
     services = config["services"]
 
     assert config["networks"]["internal"]["internal"] is True
-    for name in ("backend", "redis", "trainer"):
+    for name in ("backend", "redis", "redis-data", "trainer"):
         assert set(services[name]["networks"]) == {"internal"}
     assert services["backend"]["deploy"]["replicas"] == 3
     assert "container_name" not in services["backend"]
@@ -90,6 +90,7 @@ def test_replicas_wait_for_the_trainer_and_a_healthy_redis(config: dict[str, Any
 
     assert depends["trainer"]["condition"] == "service_completed_successfully"
     assert depends["redis"]["condition"] == "service_healthy"
+    assert depends["redis-data"]["condition"] == "service_healthy"
     assert config["services"]["gateway"]["depends_on"]["backend"]["condition"] == "service_healthy"
 
 
@@ -115,3 +116,17 @@ def test_dockerfiles_are_non_root_with_a_healthcheck_and_pass_hadolint(dockerfil
     assert users[-1].split(":")[0] not in {"root", "0"}
     assert "HEALTHCHECK" in text
     assert result.returncode == 0, result.stdout
+
+
+def test_user_data_has_its_own_durable_redis_and_volume(config: dict[str, Any]) -> None:
+    services = config["services"]
+    command = services["redis-data"]["command"]
+    options = dict(zip(command[1::2], command[2::2], strict=False))
+
+    assert options["--appendonly"] == "yes"
+    assert options["--appendfsync"] == "always"
+    assert options["--maxmemory-policy"] == "noeviction"
+    assert services["redis-data"]["volumes"][0]["source"] == "userdata"
+    assert "userdata" in config["volumes"]
+    assert services["backend"]["environment"]["BACKEND_USERS_REDIS_URL"] == "redis://redis-data:6379/0"
+    assert "allkeys-lru" in services["redis"]["command"]  # the cache may evict; user data may not

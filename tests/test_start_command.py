@@ -61,9 +61,15 @@ def test_start_command_trains_serves_and_stops_cleanly(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=60)
 
     assert answer["predictions"][0] in (0, 1)
-    assert sorted(p.name for p in (tmp_path / "model_store").iterdir()) == ["churn", "fraud", "maintenance"]
+    assert sorted(p.name for p in (tmp_path / "model_store").iterdir()) == [
+        "churn",
+        "fraud",
+        "maintenance",
+        "recommend",
+    ]
     assert process.returncode == 0, output
     assert "mlstack is up" in output
+    assert {p["role"] for p in state["processes"]} >= {"redis", "redis-data", "replica", "gateway"}
     assert not (tmp_path / ".run" / "stack.json").exists()
     assert all(not Path(f"/proc/{p['pid']}").exists() for p in state["processes"])
 

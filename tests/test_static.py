@@ -96,3 +96,12 @@ def test_nginx_is_installed_where_the_tests_run() -> None:
 def test_a_key_nginx_would_misread_is_refused(entry: str) -> None:
     with pytest.raises(ValueError, match="API key"):
         parse_keys(entry)
+
+
+def test_user_data_writes_are_never_replayed_on_another_replica(tmp_path: Path) -> None:
+    cfg = config("native")
+    gateway.render(cfg, tmp_path, gateway.paths_for(cfg, tmp_path, tmp_path))
+    users = (tmp_path / "api_conf.d" / "users.conf").read_text()
+
+    assert "location ~ ^/v1/users(/|$)" in users
+    assert "non_idempotent" not in users  # so a POST that reached one replica is never sent to another

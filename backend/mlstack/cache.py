@@ -87,6 +87,24 @@ class PredictionCache:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def delete_matching(self, pattern: str) -> bool:
+        """Delete every key matching a glob pattern (SCAN, then UNLINK); False if Redis failed."""
+        if self._redis is None:
+            return True  # nothing was ever cached
+        try:
+            batch: list[bytes] = []
+            async for key in self._redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await self._redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await self._redis.unlink(*batch)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._trip(exc)
+            return False
+        return True
+
     async def close(self) -> None:
         if self._pending:
             await asyncio.wait(self._pending, timeout=1)
@@ -107,3 +125,12 @@ class PredictionCache:
         if time.monotonic() >= self._skip_until:
             log.warning("cache unavailable, bypassing it for %.1fs: %s", self._retry_after_s, exc)
         self._skip_until = time.monotonic() + self._retry_after_s
+
+
+def cache_status(cache_used: bool, misses: int, total: int) -> str:
+    """The X-Cache header: BYPASS, HIT, MISS or PARTIAL."""
+    if not cache_used:
+        return "BYPASS"
+    if misses == 0:
+        return "HIT"
+    return "MISS" if misses == total else "PARTIAL"

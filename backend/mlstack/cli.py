@@ -19,6 +19,7 @@ from mlstack.manifest import MODEL_NAME, Manifest
 from mlstack.store import ModelStore
 from mlstack.training.datasets import DEMO_SETS, demo_dataset
 from mlstack.training.publish import TrainingRequest, frame_sha256, guess_task, train_and_publish
+from mlstack.training.recommend_cli import RECOMMEND_DEMO, train_recommender
 
 MIN_ROWS = 50
 MIN_CLASS_ROWS = 5
@@ -48,14 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="command")
     train = commands.add_parser("train", help="train, evaluate and publish a new model version")
     source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--demo", choices=DEMO_SETS, help="a built-in synthetic data set")
+    source.add_argument("--demo", choices=(*DEMO_SETS, RECOMMEND_DEMO), help="a built-in synthetic data set")
     source.add_argument("--csv", type=Path, help="a CSV file with a header row")
     train.add_argument("--target", help="the column to predict (default: the demo set's)")
     train.add_argument("--model", help="model name in the store (default: the demo or CSV file name)")
     train.add_argument(
         "--task", choices=["classification", "regression"], help="default: guessed from the target"
     )
-    train.add_argument("--rows", type=int, help="rows to generate for a demo set")
+    train.add_argument("--rows", type=int, help="rows to generate for a demo set (users for recommend)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--search", choices=["fast", "full"], default="full", help="candidates per model family"
@@ -64,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-unknown-categories",
         action="store_true",
         help="let unseen categories through to the encoder (default: the API answers 422)",
+    )
+    train.add_argument(
+        "--users-redis", help="recommend: also learn from the interactions in this data Redis (redis://...)"
+    )
+    train.add_argument(
+        "--collected-only",
+        action="store_true",
+        help="recommend: only the collected interactions, not the demo's",
     )
     train.add_argument("--no-promote", action="store_true", help="publish without moving CURRENT")
     train.add_argument(
@@ -111,6 +120,8 @@ def _lifecycle_commands(commands: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     store = _store(args)
+    if args.demo == RECOMMEND_DEMO:
+        return train_recommender(args, store)
     request = _training_request(args)
     if args.if_empty and request.model in store.models() and store.current(request.model):
         print(f"{request.model}: already has version {store.current(request.model)}; nothing to do")

@@ -12,6 +12,7 @@ Every error a client can cause, the status it maps to, and the one place that re
   + Conflict              409  the store's state forbids it (delete the current version, promote a worse one)
   + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
   + ModelNotReady         503  known, but no verified version is loaded
+  + UserDataUnavailable   503  the user data store is not configured or does not answer
 
 Every error answers {"error": "<message>"} with Content-Type application/json, the shape of the Open
 Inference Protocol and of the gateway's own errors.
@@ -86,6 +87,10 @@ class ArtifactRejected(ServingError):
 
 
 class ModelNotReady(ServingError):
+    status_code = 503
+
+
+class UserDataUnavailable(ServingError):
     status_code = 503
 
 

@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlstack.batching import Batcher
-from mlstack.cache import Entry, PredictionCache, row_key
+from mlstack.cache import Entry, PredictionCache, cache_status, row_key
 from mlstack.metrics import Metrics
+from mlstack.recommend_runtime import is_recommender
+from mlstack.recommendations import Recommendations
 from mlstack.registry import Loaded, Registry
 from mlstack.settings import Settings
+from mlstack.users import UserStore
 from mlstack.validation import Rows
 
 
@@ -27,6 +30,8 @@ class Result:
     classes: list[Any] | None
     cache: str
     """HIT, MISS, PARTIAL or BYPASS, for the X-Cache header."""
+    extra: dict[str, list[Any]] | None = None
+    """Further per-instance outputs (a recommender's scores and sources)."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -37,17 +42,23 @@ class Inference:
     """Predictions for every protocol edge. Model code runs on one worker thread, never on the event loop."""
 
     def __init__(
-        self, registry: Registry, cache: PredictionCache, batcher: Batcher, metrics: Metrics
+        self,
+        registry: Registry,
+        cache: PredictionCache,
+        batcher: Batcher,
+        metrics: Metrics,
+        recommendations: Recommendations | None = None,
     ) -> None:
         self.registry = registry
         self.cache = cache
         self.metrics = metrics
         self._batcher = batcher
+        self.recommendations = recommendations
 
     @classmethod
     @asynccontextmanager
     async def start(
-        cls, settings: Settings, registry: Registry, metrics: Metrics
+        cls, settings: Settings, registry: Registry, metrics: Metrics, users: UserStore | None = None
     ) -> AsyncIterator[Inference]:
         cache = PredictionCache(settings)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
@@ -58,8 +69,9 @@ class Inference:
             settings.batching_enabled,
             on_batch=metrics.count_batch,
         )
+        recommendations = Recommendations(users, cache, metrics, settings) if users is not None else None
         try:
-            yield cls(registry, cache, batcher, metrics)
+            yield cls(registry, cache, batcher, metrics, recommendations)
         finally:
             await cache.close()
             executor.shutdown(wait=True)
@@ -71,11 +83,16 @@ class Inference:
     async def predict_instances(self, model: str, version: str | None, instances: Any) -> Result:
         """V1: `instances` is the client's list of feature objects."""
         loaded = await self.resolve(model, version)
+        if self.recommendations is not None and is_recommender(loaded.runtime):
+            return _recommended(loaded, *await self.recommendations.answer(loaded, instances))
         return await self._run(loaded, loaded.validator.rows(instances))
 
     async def predict_columns(self, loaded: Loaded, columns: dict[str, list[Any]], count: int) -> Result:
         """V2: one list of `count` values per feature of the resolved version."""
-        return await self._run(loaded, loaded.validator.columns(columns, count))
+        rows = loaded.validator.columns(columns, count)
+        if self.recommendations is not None and is_recommender(loaded.runtime):
+            return _recommended(loaded, *await self.recommendations.answer_rows(loaded, rows))
+        return await self._run(loaded, rows)
 
     async def _run(self, loaded: Loaded, rows: Rows) -> Result:
         with self._batcher.on_the_way():
@@ -99,7 +116,7 @@ class Inference:
                 entries[i] = entry
             if cached is not None:
                 self.cache.put_many([(keys[i], entries[i]) for i in misses])  # type: ignore[misc]
-        return self._result(loaded, entries, _cache_status(cached is not None, len(misses), len(rows)))
+        return self._result(loaded, entries, cache_status(cached is not None, len(misses), len(rows)))
 
     async def _compute(self, loaded: Loaded, rows: Rows) -> list[Entry]:
         prediction = await self._batcher.predict(loaded.runtime, rows)  # cache hits never get here
@@ -123,9 +140,13 @@ class Inference:
         )
 
 
-def _cache_status(cache_used: bool, misses: int, total: int) -> str:
-    if not cache_used:
-        return "BYPASS"
-    if misses == 0:
-        return "HIT"
-    return "MISS" if misses == total else "PARTIAL"
+def _recommended(loaded: Loaded, entries: list[Entry], cache: str) -> Result:
+    return Result(
+        model=loaded.manifest.model,
+        version=loaded.version,
+        labels=[entry["l"] for entry in entries],
+        probabilities=None,
+        classes=None,
+        cache=cache,
+        extra={"scores": [entry["s"] for entry in entries], "sources": [entry["src"] for entry in entries]},
+    )

@@ -31,7 +31,11 @@ class Canary:
 def primary_metric(manifest: Manifest) -> tuple[str, float] | None:
     """The figure two versions are compared on: the one the search optimised, measured on held-out data."""
     scoring = str(manifest.metrics.get("cv_scoring", ""))
-    name = {"average_precision": "pr_auc", "neg_root_mean_squared_error": "rmse"}.get(scoring, "roc_auc")
+    name = {
+        "average_precision": "pr_auc",
+        "neg_root_mean_squared_error": "rmse",
+        "ndcg_at_10": "ndcg_at_10",
+    }.get(scoring, "roc_auc")
     value = manifest.metrics.get(name)
     return (name, float(value)) if isinstance(value, int | float) else None
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mlstack import __version__, errors
-from mlstack.api import admin, docs, ops, v1, v2
+from mlstack.api import admin, docs, ops, users, v1, v2
 from mlstack.api.body import component_schemas
 from mlstack.inference import Inference
 from mlstack.metrics import Metrics, MetricsMiddleware
@@ -21,6 +21,7 @@ from mlstack.schemas.v2 import InferenceRequest
 from mlstack.settings import Settings
 from mlstack.stats import StatsBoard
 from mlstack.store import ModelStore
+from mlstack.users import UserStore
 from mlstack.watcher import StoreWatcher
 
 API_KEY_SCHEMES = {
@@ -42,11 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = Registry(store, settings, metrics)
         await app.state.registry.load_all()  # verifies every artifact before it unpickles it
         async with (
-            Inference.start(settings, app.state.registry, metrics) as inference,
+            UserStore.start(settings) as user_store,
+            Inference.start(settings, app.state.registry, metrics, user_store) as inference,
             StatsBoard.start(settings, metrics) as board,
             StoreWatcher.start(settings, app.state.registry) as watcher,
         ):
             app.state.inference, app.state.stats, app.state.watcher = inference, board, watcher
+            app.state.users = user_store
             yield
 
     app = FastAPI(
@@ -59,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     errors.install(app)
-    for router in (v1.router, v2.router, admin.router, ops.router):
+    for router in (v1.router, v2.router, admin.router, ops.router, users.router):
         app.include_router(router)
     if settings.docs_enabled:
         docs.install(app)

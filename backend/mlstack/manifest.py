@@ -75,6 +75,26 @@ class Training(_Strict):
     seconds: float = 0.0
 
 
+class CatalogueItem(_Strict):
+    """One item a recommender can recommend, as clients show it."""
+
+    item_id: str
+    title: str
+    genre: str
+    year: int
+
+
+class RecommenderFacts(_Strict):
+    """What a recommendation model knows about: its kind, the shape of its factors, its catalogue."""
+
+    kind: str
+    """popularity, itemknn (item-item neighbours) or svd (matrix factorisation)."""
+    factor_shape: list[int]
+    """items × factors for svd, items × items for itemknn."""
+    genres: list[str]
+    items: list[CatalogueItem]
+
+
 class Manifest(_Strict):
     """Everything about one model version except its weights. Written once, never changed."""
 
@@ -93,6 +113,8 @@ class Manifest(_Strict):
     artifact: Artifact
     extra_artifacts: list[Artifact] = []
     """Further files of the version (e.g. an ONNX export), each verified like the main one."""
+    recommender: RecommenderFacts | None = None
+    """For task recommendation: the catalogue and the model's shape."""
 
     @property
     def is_classifier(self) -> bool:

@@ -11,6 +11,7 @@ from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
 from mlstack.lifecycle import Canary, Lifecycle
 from mlstack.manifest import Manifest
 from mlstack.metrics import Metrics
+from mlstack.recommend_runtime import RecommenderRuntime
 from mlstack.runtime import Runtime, SklearnRuntime
 from mlstack.settings import Settings
 from mlstack.store import ModelStore
@@ -146,4 +147,6 @@ class Registry:
         settings = self._settings
         validator = Validator(manifest, settings.max_batch_rows, settings.max_string_length)
         log.info("loaded %s version %s (sha256 %s…)", model, version, manifest.artifact.sha256[:12])
+        if manifest.task == "recommendation":
+            return Loaded(manifest, RecommenderRuntime(manifest, pipeline), validator)
         return Loaded(manifest, SklearnRuntime(manifest, pipeline), validator)

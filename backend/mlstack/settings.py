@@ -41,6 +41,24 @@ class Settings(BaseSettings):
     cache_retry_after_s: float = Field(default=2.0, ge=0)
     """After a cache failure, skip Redis for this long before one call tries it again."""
 
+    users_redis_url: str | None = None
+    """Durable Redis for user data (profiles, histories), not the cache's. Unset: /v1/users answers 503."""
+
+    users_redis_timeout_ms: int = Field(default=2000, ge=1)
+    """A user-data call slower than this fails with 503 (every write waits for an fsync)."""
+
+    users_max_events: int = Field(default=500, ge=1)
+    """Events kept per user; older ones are dropped when new ones arrive."""
+
+    users_max_events_per_request: int = Field(default=100, ge=1)
+    """Most events one request may post; more is 413."""
+
+    recommender_model: str = "recommend"
+    """The recommendation model whose catalogue user events are checked against."""
+
+    recommend_max_k: int = Field(default=100, ge=1)
+    """Largest `k` (recommendations per instance) a request may ask for."""
+
     store_poll_s: float = Field(default=2.0, ge=0)
     """How often a replica checks the store's CURRENT and CANARY files (0: only when told over Redis)."""
 

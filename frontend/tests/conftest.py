@@ -20,6 +20,7 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
     store = tmp_path_factory.mktemp("ui-store")
     for args in (["--demo", "churn"], ["--demo", "maintenance", "--target", "remaining_useful_life_days"]):
         assert mlstack(["train", *args, "--rows", "800", "--search", "fast", "--store-dir", str(store)]) == 0
+    assert mlstack(["train", "--demo", "recommend", "--rows", "2000", "--store-dir", str(store)]) == 0
     options = StackOptions(
         run_dir=tmp_path_factory.mktemp("ui-run"),
         store_dir=store,
@@ -39,5 +40,6 @@ def ui_env(ui_stack: NativeStack, monkeypatch: pytest.MonkeyPatch) -> NativeStac
     monkeypatch.setenv("FRONTEND_GATEWAY_URL", ui_stack.gateway_url)
     monkeypatch.setenv("FRONTEND_API_KEY", ui_stack.key("predict"))
     monkeypatch.setenv("FRONTEND_ADMIN_KEY", ui_stack.key("admin"))
+    monkeypatch.setenv("FRONTEND_USERS_KEY", ui_stack.key("users"))
     monkeypatch.chdir(FRONTEND)
     return ui_stack

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,35 @@ def test_models_page_shows_metrics_for_classifier_and_regressor(ui_env: NativeSt
     labels = {m.label for m in at.metric}
     assert {"ROC AUC", "F1"} <= labels
     assert "churn version 1 — current" in texts(at)
+
+
+def test_models_page_shows_a_recommenders_figures_against_popularity(ui_env: NativeStack) -> None:
+    at = run_page("views/models.py")
+    ndcg = next(m for m in at.metric if m.label == "NDCG AT 10")
+
+    assert "vs popularity" in str(ndcg.proto.delta)
+    assert "recommend version 1 — current" in texts(at)
+
+
+def test_recommend_page_creates_a_user_changes_the_list_cleans_and_deletes(ui_env: NativeStack) -> None:
+    with GatewayClient(FrontendSettings()) as client:
+        manifest = client.manifest("recommend")
+    horror = [i["item_id"] for i in manifest["recommender"]["items"] if i["genre"] == "Horror"][:5]
+    at = run_page("views/recommend.py")
+    at.text_input(key="rec-user").set_value(f"ui-{uuid.uuid4().hex[:8]}").run()
+    assert "(popular: no history)" in texts(at)
+
+    at.multiselect(key="rec-create-items").set_value(horror).run()
+    at.button(key="rec-create").click().run()
+    top = at.dataframe[0].value
+    assert (top["genre"] == "Horror").sum() >= 6
+    assert "5 events; latest first" in texts(at)
+
+    at.button(key="rec-clean").click().run()
+    assert "(popular: no history)" in texts(at)
+    at.button(key="rec-delete").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Deleted ui-") for s in at.success)
 
 
 def test_monitor_page_reads_replica_statistics(ui_env: NativeStack) -> None:

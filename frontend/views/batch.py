@@ -12,7 +12,7 @@ from gateway import GatewayError
 
 st.title("Batch predictions")
 try:
-    model, version = widgets.model_picker(state.models(), key="batch")
+    model, version = widgets.model_picker(state.tabular_models(), key="batch")
     manifest = state.manifest(model, version)
 except GatewayError as exc:
     st.error(str(exc))

@@ -12,15 +12,20 @@ import state
 from gateway import GatewayError
 
 HEADLINE = ("roc_auc", "pr_auc", "f1", "accuracy", "precision", "recall", "mae", "rmse", "r2")
+RANKING = ("ndcg_at_10", "recall_at_10", "hit_rate_at_10", "coverage_at_10")
 
 
 def show_version(manifest: dict[str, Any], current: str | None) -> None:
     metrics = manifest["metrics"]
     marker = " — current" if manifest["version"] == current else ""
     st.subheader(f"{manifest['model']} version {manifest['version']}{marker}")
-    shown = [name for name in HEADLINE if name in metrics]
+    shown = [name for name in HEADLINE + RANKING if name in metrics]
+    baseline = metrics.get("baseline_popularity", {})
     for column, name in zip(st.columns(len(shown) or 1), shown, strict=False):
-        column.metric(name.upper().replace("_", " "), f"{metrics[name]:.3f}")
+        delta = f"{metrics[name] - baseline[name]:+.3f} vs popularity" if name in baseline else None
+        column.metric(name.upper().replace("_", " "), f"{metrics[name]:.3f}", delta=delta)
+    if "candidates" in metrics:
+        candidates(metrics["candidates"])
     left, right = st.columns(2)
     with left:
         if "confusion_matrix" in metrics:
@@ -45,6 +50,13 @@ def show_version(manifest: dict[str, Any], current: str | None) -> None:
         "sha256": manifest["artifact"]["sha256"][:16] + "…",
     }
     st.table(pd.DataFrame({"fact": list(facts), "value": [str(v) for v in facts.values()]}).set_index("fact"))
+
+
+def candidates(figures: dict[str, dict[str, float]]) -> None:
+    """Each candidate family of a recommender on the held-out interactions."""
+    st.caption("Candidates on held-out interactions (the popularity baseline included)")
+    frame = pd.DataFrame(figures).T[list(RANKING)]
+    st.dataframe(frame.style.format("{:.3f}"), width="stretch")
 
 
 def confusion_matrix(matrix: list[list[int]], labels: list[Any] | None) -> None:

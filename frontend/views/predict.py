@@ -10,7 +10,7 @@ from gateway import GatewayError
 
 st.title("Predict")
 try:
-    model, version = widgets.model_picker(state.models(), key="predict")
+    model, version = widgets.model_picker(state.tabular_models(), key="predict")
     manifest = state.manifest(model, version)
 except GatewayError as exc:
     st.error(str(exc))

@@ -83,6 +83,7 @@ def v1_payload(result: Result) -> dict[str, Any]:
     if result.probabilities is not None and result.classes is not None:
         names = [str(c) for c in result.classes]
         payload["probabilities"] = [dict(zip(names, row, strict=True)) for row in result.probabilities]
+    payload.update(result.extra or {})
     return payload
 
 

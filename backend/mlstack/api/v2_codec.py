@@ -82,13 +82,17 @@ def _flatten(data: list[Any], where: str) -> list[Any]:
 
 
 def encode_response(result: Result, request: InferenceRequest) -> dict[str, Any]:
-    wanted = {o.name for o in request.outputs} if request.outputs else set(OUTPUT_NAMES)
-    unknown = wanted - set(OUTPUT_NAMES)
+    names = set(OUTPUT_NAMES) | set(result.extra or ())
+    wanted = {o.name for o in request.outputs} if request.outputs else names
+    unknown = wanted - names
     if unknown:
         raise MalformedRequest(f"outputs.{sorted(unknown)[0][:64]}: unknown output")
     rows = len(result.labels)
     outputs = []
-    if "predictions" in wanted:
+    if result.extra is not None:  # a recommender: ranked lists of item ids, their scores, their sources
+        extra = {"predictions": result.labels, **result.extra}
+        outputs = [_tensor(name, values) for name, values in extra.items() if name in wanted]
+    elif "predictions" in wanted:
         datatype = _label_datatype(result.labels)
         outputs.append({"name": "predictions", "shape": [rows], "datatype": datatype, "data": result.labels})
     if "probabilities" in wanted and result.probabilities is not None:
@@ -105,9 +109,26 @@ def encode_response(result: Result, request: InferenceRequest) -> dict[str, Any]
     return response
 
 
+def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
+    """Per-row values, or per-row lists as a [rows, width] tensor (short lists padded)."""
+    if not values or not isinstance(values[0], list):
+        return {"name": name, "shape": [len(values)], "datatype": _label_datatype(values), "data": values}
+    width = max(len(row) for row in values)
+    sample = next((row[0] for row in values if row), "")
+    pad = "" if isinstance(sample, str) else 0.0
+    flat = [v for row in values for v in (row + [pad] * (width - len(row)))]
+    return {"name": name, "shape": [len(values), width], "datatype": _label_datatype([sample]), "data": flat}
+
+
 def model_metadata(manifest: Manifest, versions: list[str]) -> dict[str, Any]:
     inputs = [{"name": f.name, "datatype": DECLARED[f.type], "shape": [-1]} for f in manifest.inputs]
     outputs = [{"name": "predictions", "datatype": _label_datatype(manifest.classes or [0.0]), "shape": [-1]}]
+    if manifest.task == "recommendation":
+        outputs = [
+            {"name": "predictions", "datatype": "BYTES", "shape": [-1, -1]},
+            {"name": "scores", "datatype": "FP64", "shape": [-1, -1]},
+            {"name": "sources", "datatype": "BYTES", "shape": [-1]},
+        ]
     if manifest.is_classifier:
         outputs.append(
             {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(manifest.classes or ())]}

@@ -1,0 +1,139 @@
+"""Scoring for a recommender artifact: fold a history into scores over the catalogue, then top-k.
+
+The artifact is a plain dict of numpy arrays and lists (no class of ours is pickled), written by
+training/recommend.py. Training evaluates with the same functions that serve, so the held-out figures
+are the served model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+EVENT_TYPES = ("play", "like", "skip", "rating")
+GENRE_SEEDS = 20
+"""A preferred genre in a profile stands for this many of its most popular films."""
+
+
+def event_weight(kind: str, value: float | None) -> float:
+    """How much an interaction says the user wants more like it; negative for a skip or a low rating."""
+    if kind == "like":
+        return 3.0
+    if kind == "skip":
+        return -1.0
+    if kind == "rating":
+        return float(value if value is not None else 3.0) - 2.5
+    return 1.0  # a play
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """Top-k item ids, best first, their scores, and whether they were personal or the popular fallback."""
+
+    items: list[str]
+    scores: list[float]
+    source: str
+
+
+class Recommender:
+    """A loaded artifact: popularity, item factors (matrix factorisation) or item neighbours (item-item)."""
+
+    def __init__(self, artifact: dict[str, Any]) -> None:
+        self.kind: str = artifact["kind"]
+        self.item_ids = np.asarray(artifact["item_ids"], dtype=object)
+        self.index = {item: i for i, item in enumerate(artifact["item_ids"])}
+        self.popularity = np.asarray(artifact["popularity"], dtype=np.float32)
+        self.scale = np.asarray(artifact.get("scale", np.ones(len(self.item_ids))), dtype=np.float32)
+        self.factors: np.ndarray | None = artifact.get("factors")
+        self.neighbours: sp.csr_matrix | None = artifact.get("neighbours")
+        self.genres = np.asarray(artifact["genres"], dtype=object)
+        self._by_genre = self._genre_seeds()
+
+    def _genre_seeds(self) -> dict[str, np.ndarray]:
+        seeds = {}
+        for genre in np.unique(self.genres):
+            members = np.flatnonzero(self.genres == genre)
+            order = np.argsort(-self.popularity[members], kind="stable")
+            seeds[str(genre)] = members[order[:GENRE_SEEDS]]
+        return seeds
+
+    @property
+    def genre_names(self) -> list[str]:
+        return sorted(self._by_genre)
+
+    def scores_matrix(self, history: sp.csr_matrix) -> np.ndarray:
+        """Scores for many users at once: one row of positive weights per user (training's evaluation)."""
+        if self.kind == "svd":
+            assert self.factors is not None
+            return np.asarray((history @ sp.diags(self.scale)) @ self.factors) @ self.factors.T
+        if self.kind == "itemknn":
+            assert self.neighbours is not None
+            return np.asarray((history @ self.neighbours).todense())
+        return np.tile(self.popularity, (history.shape[0], 1))
+
+    def scores(self, indexes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Scores over the catalogue for one history: the user's vector is folded in right here."""
+        if self.kind == "svd":
+            assert self.factors is not None
+            user = (weights * self.scale[indexes]) @ self.factors[indexes]
+            return self.factors @ user
+        if self.kind == "itemknn":
+            assert self.neighbours is not None
+            return np.asarray(self.neighbours[indexes].T @ weights).ravel()  # sparse.T @ dense: dense
+        return self.popularity.astype(np.float64)
+
+    def recommend(
+        self,
+        history: Iterable[tuple[str, float]],
+        k: int,
+        genres: Sequence[str] = (),
+        seen: Iterable[str] = (),
+    ) -> Ranked:
+        """Top-k for a history of (item id, weight) and preferred genres; seen items are left out."""
+        totals: dict[int, float] = {}
+        for item, weight in history:
+            index = self.index.get(item)
+            if index is not None:
+                totals[index] = totals.get(index, 0.0) + weight
+        excluded = set(totals) | {self.index[i] for i in seen if i in self.index}
+        positive = {i: w for i, w in totals.items() if w > 0}
+        for genre in genres:
+            for index in self._by_genre.get(genre, ()):
+                positive[int(index)] = positive.get(int(index), 0.0) + 1.0
+        if not positive:
+            return self._top(self.popularity.astype(np.float64), k, excluded, "popular")
+        indexes = np.fromiter(positive, dtype=np.int64, count=len(positive))
+        weights = np.fromiter(positive.values(), dtype=np.float64, count=len(positive))
+        return self._top(self.scores(indexes, weights), k, excluded, "personal")
+
+    def popular(self, k: int) -> Ranked:
+        return self._top(self.popularity.astype(np.float64), k, set(), "popular")
+
+    def _top(self, scores: np.ndarray, k: int, excluded: set[int], source: str) -> Ranked:
+        scores = scores.astype(np.float64, copy=True)
+        if excluded:
+            scores[np.fromiter(excluded, dtype=np.int64, count=len(excluded))] = -np.inf
+        k = min(k, len(scores) - len(excluded))
+        if k <= 0:
+            return Ranked([], [], source)
+        best = top_k(scores, k)
+        return Ranked(self.item_ids[best].tolist(), [round(float(s), 6) for s in scores[best]], source)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indexes of the k highest scores, best first: a partial sort, then a sort of k values only."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Row-wise top_k for a matrix of scores (one user per row)."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
