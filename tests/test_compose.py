@@ -115,3 +115,18 @@ def test_dockerfiles_are_non_root_with_a_healthcheck_and_pass_hadolint(dockerfil
     assert users[-1].split(":")[0] not in {"root", "0"}
     assert "HEALTHCHECK" in text
     assert result.returncode == 0, result.stdout
+
+
+def test_the_loadtest_profile_runs_locust_against_the_gateway_only() -> None:
+    services = resolved(GATEWAY_TOKEN="t" * 43, COMPOSE_PROFILES="loadtest")["services"]
+    loadtest = services["loadtest"]
+
+    assert (Path(loadtest["build"]["context"]) / loadtest["build"]["dockerfile"]).is_file()
+    assert loadtest["environment"]["LOADTEST_HOST"] == "http://gateway:8080"
+    assert set(loadtest["networks"]) == {"edge"}
+    assert "ports" not in loadtest
+    assert loadtest["depends_on"]["gateway"]["condition"] == "service_healthy"
+
+
+def test_the_loadtest_service_stays_out_of_a_plain_up(config: dict[str, Any]) -> None:
+    assert "loadtest" not in config["services"]
