@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,8 +27,10 @@ class LoadtestSettings(BaseSettings):
     """Key (scope predict) the simulated clients send. Unset: the first predict key of LOADTEST_KEYS,
     else the generated demo key in the run-state file."""
 
-    keys: SecretStr | None = None
-    """Keys as in GATEWAY_KEYS (name:scope:key, comma-separated); Compose passes GATEWAY_KEYS here."""
+    keys: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("loadtest_keys", "gateway_keys")
+    )
+    """Keys as in GATEWAY_KEYS (name:scope:key, comma-separated); unset: GATEWAY_KEYS itself."""
 
     run_state: Path = Path(".run/stack.json")
     """The native stack's run-state file (docs/CONTRACT.md)."""
@@ -42,8 +44,9 @@ class LoadtestSettings(BaseSettings):
     hit_pool_rows: int = Field(default=8, ge=1)
     """Distinct rows the CacheHit user repeats (each is a miss once, then a hit)."""
 
-    rate_per_user: float = Field(default=0.0, ge=0)
-    """Requests per second each OneRow, Batch, CacheHit and V2Infer user aims at; 0: back to back."""
+    rate_per_user: float = Field(default=10.0, ge=0)
+    """Requests per second each OneRow, Batch, CacheHit and V2Infer user aims at; 0: back to back (mind
+    the gateway's per-key rate limit, GATEWAY_RATE_PER_S)."""
 
     think_min_s: float = Field(default=0.5, ge=0)
     """Shortest pause of the Mixed user between two requests."""
