@@ -23,10 +23,6 @@ from bench.stacks import engine, get_json, running
 from stack.procs import PINNED_THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS_MESSAGE = (
-    "bench: PEERS=1 (BentoML, MLServer and LitServe serving the same model.joblib) is not implemented yet; "
-    "run `make bench` without it. The peers' figures measured by hand are in the issue."
-)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -43,9 +39,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.peers:
-        print(PEERS_MESSAGE, file=sys.stderr)
-        return 2
     wrk.binary()
     store_dir = (args.store_dir or default_store()).resolve()
     ensure_model(store_dir, args.model)
@@ -56,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe_machine()
     limits = inprocess(store_dir, args.model, 0.5 if args.smoke else min(duration, 3.0))
     results = measure(cells, store_dir, args.model, duration, args.out, warmup_s=0.0 if args.smoke else 1.0)
+    if args.peers:
+        results += peers(store_dir, args.model, duration, args.out)
     text = render(results, limits, machine, duration, time.time() - started)
     print(text)
     (args.out / "report.md").write_text(text + "\n")
@@ -116,6 +111,22 @@ def measure(
                     file=sys.stderr,
                 )
     return results
+
+
+def peers(store_dir: Path, model: str, duration: float, out: Path) -> list[report.Result]:
+    from bench import peerbench
+    from mlstack.store import ModelStore
+
+    store = ModelStore(store_dir)
+    version = store.current(model)
+    manifest = store.manifest(model, version)
+    inputs = [f.model_dump() for f in manifest.inputs]
+    artifact = store_dir / model / version / manifest.artifact.file
+    found = peerbench.measure(artifact, inputs, plan.PEER_CELLS, duration, out, dict(PINNED_THREADS))
+    return [
+        report.Result(plan.Cell("peers", plan.MAIN, load, c, peer=name), figures, "joblib")
+        for name, load, c, figures in found
+    ]
 
 
 def describe_machine() -> str:

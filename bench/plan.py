@@ -23,6 +23,8 @@ class Cell:
     config: Config
     load: str
     connections: int
+    peer: str = ""
+    """Set for a peer's cell (config is then unused)."""
 
 
 def full(connections: tuple[int, ...] = (1, 16, 64), replicas: tuple[int, ...] = (1, 2, 4)) -> list[Cell]:
@@ -39,6 +41,9 @@ def full(connections: tuple[int, ...] = (1, 16, 64), replicas: tuple[int, ...] =
             config = Config(n, MAIN.batching, MAIN.onnx)
             cells += [Cell("replicas", config, load, c16) for load in ("ceiling", "miss1", "hit1")]
     return cells
+
+
+PEER_CELLS = [("miss1", 16), ("miss1", 64), ("batch100", 16)]
 
 
 def smoke() -> list[Cell]:

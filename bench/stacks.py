@@ -35,7 +35,7 @@ class Config:
     @property
     def label(self) -> str:
         replicas = f"{self.replicas} replica{'s' if self.replicas > 1 else ''}"
-        return f"{replicas}, batching {'on' if self.batching else 'off'}"
+        return f"{replicas}, batching {'on' if self.batching else 'off'}{'' if self.onnx else ', ONNX off'}"
 
 
 @contextmanager

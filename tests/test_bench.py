@@ -33,8 +33,20 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
     assert (tmp_path / "report.md").read_text().strip() in run.stdout
 
 
-def test_peers_say_plainly_that_they_are_not_implemented() -> None:
-    run = bench("--peers")
+def test_peers_get_the_same_rows_in_their_own_protocol() -> None:
+    from bench import peerbench
 
-    assert run.returncode == 2
-    assert "not implemented yet" in run.stderr
+    inputs = [
+        {"name": "x", "type": "number", "typical": 1.5},
+        {"name": "plan", "type": "string", "typical": "basic"},
+    ]
+    litserve, mlserver = (next(p for p in peerbench.PEERS if p.name == n) for n in ("LitServe", "MLServer"))
+    v1 = json.loads(peerbench.body(litserve, inputs, 2))
+    v2 = json.loads(peerbench.body(mlserver, inputs, 2))
+
+    assert v1 == {"instances": [{"x": "__N__", "plan": "basic"}] * 2}
+    assert v2["parameters"] == {"content_type": "pd"}
+    assert [(i["name"], i["datatype"], i["shape"], i["data"]) for i in v2["inputs"]] == [
+        ("x", "FP64", [2], ["__N__", "__N__"]),
+        ("plan", "BYTES", [2], ["basic", "basic"]),
+    ]
