@@ -53,7 +53,7 @@ PEERS = [
         "/health",
         lambda b, m, p, _: [str(b / "python"), str(PEERS_DIR / "litserve_server.py"), str(m), str(p)],
     ),
-    Peer("MLServer", "/v2/models/churn/infer", "/v2/health/ready", _mlserver, v2=True),
+    Peer("MLServer", "/v2/models/churn/infer", "/v2/models/churn/ready", _mlserver, v2=True),
     Peer(
         "BentoML",
         "/predict",
