@@ -3,6 +3,7 @@
 Each stack configuration (replicas, micro-batching, runtime) starts once; wrk then loads it cell by cell
 (request shape × connections) through the gateway. Prints one Markdown report and writes it, the raw
 figures and two plots to --out. Figures from a shared machine are indicative; ratios come from one run.
+With --peers (make bench PEERS=1), BentoML, MLServer and LitServe get the same load (bench/peerbench.py).
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class Peer:
 
 def _mlserver(bin_dir: Path, model: Path, port: int, work: Path) -> list[str]:
     script = PEERS_DIR / "mlserver_settings.py"
-    subprocess.run([str(bin_dir / "python"), str(script), str(model), str(port), str(work)], check=True)
+    ports = [str(p) for p in (port, free_port(), free_port())]  # HTTP, gRPC, metrics
+    subprocess.run([str(bin_dir / "python"), str(script), str(model), *ports, str(work)], check=True)
     return [str(bin_dir / "mlserver"), "start", str(work)]
 
 

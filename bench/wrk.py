@@ -38,10 +38,12 @@ def run(url: str, key: str, connections: int, duration_s: float, body: Path | No
     method = "POST" if body else "GET"
     command = [binary(), "-t1", f"-c{connections}", f"-d{duration_s:g}s", "--timeout", "10s"]
     command += ["-s", str(LUA), url, "--", method, str(body or "-"), key, str(base)]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60, check=True).stdout
-    line = next((x for x in out.splitlines() if x.startswith("BENCH_JSON ")), None)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60, check=False)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if line is None:
-        raise RuntimeError(f"wrk printed no figures:\n{out[-2000:]}")
+        raise RuntimeError(
+            f"wrk (exit {done.returncode}) printed no figures:\n{(done.stdout + done.stderr)[-2000:]}"
+        )
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     errors = sum(
         raw[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")

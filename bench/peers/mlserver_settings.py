@@ -1,16 +1,23 @@
 """MLServer's configuration for model.joblib: its scikit-learn runtime with adaptive batching, 2 workers.
 
-`python mlserver_settings.py MODEL PORT FOLDER` writes settings.json and model-settings.json into FOLDER;
-then `mlserver start FOLDER` serves V2 at /v2/models/churn/infer.
+`python mlserver_settings.py MODEL HTTP_PORT GRPC_PORT METRICS_PORT FOLDER` writes settings.json and
+model-settings.json into FOLDER; then `mlserver start FOLDER` serves V2 at /v2/models/churn/infer.
 """
 
 import json
 import sys
 from pathlib import Path
 
-model, port, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+model, folder = sys.argv[1], Path(sys.argv[5])
+http, grpc, metrics = (int(port) for port in sys.argv[2:5])
 folder.mkdir(parents=True, exist_ok=True)
-settings = {"http_port": port, "grpc_port": port + 1, "metrics_port": port + 2, "parallel_workers": 2}
+settings = {
+    "host": "127.0.0.1",
+    "http_port": http,
+    "grpc_port": grpc,
+    "metrics_port": metrics,
+    "parallel_workers": 2,
+}
 (folder / "settings.json").write_text(json.dumps(settings))
 model_settings = {
     "name": "churn",
