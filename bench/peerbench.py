@@ -63,6 +63,8 @@ PEERS = [
             str(b / "bentoml"),
             "serve",
             "bentoml_service:Churn",
+            "--working-dir",
+            str(PEERS_DIR),
             "--host",
             "127.0.0.1",
             "--port",
@@ -137,10 +139,10 @@ def _one(
     bin_dir = environment(peer)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix=f"bench-{peer.name.lower()}-") as work:
-        command = peer.command(bin_dir, model, port, Path(work))
+        command = peer.command(bin_dir, model, port, Path(work))  # files a peer writes stay in `work`
         log = out / "logs" / f"{peer.name.lower()}.log"
         server = Process(
-            "peer", peer.name, command, log, port=port, env={**env, "PEER_MODEL": str(model)}, cwd=PEERS_DIR
+            "peer", peer.name, command, log, port=port, env={**env, "PEER_MODEL": str(model)}, cwd=Path(work)
         )
         server.start()
         try:

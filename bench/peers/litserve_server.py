@@ -35,4 +35,6 @@ class Churn(ls.LitAPI):
 
 if __name__ == "__main__":
     api = Churn(max_batch_size=64, batch_timeout=0.005)
-    ls.LitServer(api, accelerator="cpu", workers_per_device=2).run(port=int(sys.argv[2]))
+    ls.LitServer(api, accelerator="cpu", workers_per_device=2).run(
+        host="127.0.0.1", port=int(sys.argv[2]), generate_client_file=False
+    )
