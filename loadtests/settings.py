@@ -18,6 +18,7 @@ class LoadtestSettings(BaseSettings):
         extra="ignore",
         frozen=True,
         use_attribute_docstrings=True,
+        populate_by_name=True,
     )
 
     host: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -92,3 +93,23 @@ def test_without_a_gateway_or_key_the_run_says_what_to_do(tmp_path: Path) -> Non
 
     assert run.returncode != 0
     assert "LOADTEST_API_KEY" in run.stderr + run.stdout
+
+
+def test_host_and_key_come_from_settings_then_gateway_keys_then_the_run_state(tmp_path: Path) -> None:
+    from loadtests.settings import LoadtestSettings
+
+    state = tmp_path / "stack.json"
+    keys = [
+        {"name": "demo-admin", "scope": "admin", "key": "a" * 20},
+        {"name": "demo", "scope": "predict", "key": "p" * 20},
+    ]
+    state.write_text(json.dumps({"gateway_url": "http://127.0.0.1:9", "credentials": {"keys": keys}}))
+    from_state = LoadtestSettings(_env_file=None, run_state=state)
+    from_keys = LoadtestSettings(
+        _env_file=None, run_state=state, keys="ops:admin:" + "o" * 20 + ",c:predict:" + "c" * 20
+    )
+    configured = LoadtestSettings(_env_file=None, run_state=state, host="http://gw:8080", api_key="k" * 20)
+
+    assert (from_state.gateway_url(), from_state.predict_key()) == ("http://127.0.0.1:9", "p" * 20)
+    assert from_keys.predict_key() == "c" * 20
+    assert (configured.gateway_url(), configured.predict_key()) == ("http://gw:8080", "k" * 20)
