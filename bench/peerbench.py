@@ -15,13 +15,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.bodies import row
+from bench.bodies import TOKEN, row
 from stack.procs import Process, free_port, http_ok, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,8 @@ class Peer:
     health: str
     command: Callable[[Path, Path, int, Path], list[str]]
     """(venv bin folder, model file, port, work folder) → the server's command line."""
+    first_probability: Callable[[Any], float]
+    """The answer's last-class probability of the first row."""
     v2: bool = False
 
 
@@ -53,8 +56,16 @@ PEERS = [
         "/predict",
         "/health",
         lambda b, m, p, _: [str(b / "python"), str(PEERS_DIR / "litserve_server.py"), str(m), str(p)],
+        lambda answer: answer["probabilities"][0][-1],
     ),
-    Peer("MLServer", "/v2/models/churn/infer", "/v2/models/churn/ready", _mlserver, v2=True),
+    Peer(
+        "MLServer",
+        "/v2/models/churn/infer",
+        "/v2/models/churn/ready",
+        _mlserver,
+        lambda answer: answer["outputs"][0]["data"][answer["outputs"][0]["shape"][-1] - 1],
+        v2=True,
+    ),
     Peer(
         "BentoML",
         "/predict",
@@ -70,6 +81,7 @@ PEERS = [
             "--port",
             str(p),
         ],
+        lambda answer: answer[0][-1],
     ),
 ]
 
@@ -153,6 +165,7 @@ def _one(
                 files[load].parent.mkdir(parents=True, exist_ok=True)
                 files[load].write_text(body(peer, inputs, count))
             url = f"http://127.0.0.1:{port}{peer.path}"
+            check_answer(peer, url, files["miss1"], model, inputs)
             wrk.run(url, "-", 16, 1.0, files["miss1"], base=800_000_000)  # warm-up
             found = []
             for i, (load, connections) in enumerate(cells):
@@ -166,3 +179,19 @@ def _one(
             server.stop()
             with contextlib.suppress(ProcessLookupError):  # its workers, in the session it leads
                 os.killpg(server.pid, signal.SIGKILL)
+
+
+def check_answer(peer: Peer, url: str, body_file: Path, model: Path, inputs: list[dict[str, Any]]) -> None:
+    """The peer answers what the pipeline says in process, or it is not measured."""
+    import joblib
+    import pandas as pd
+
+    text = body_file.read_text().replace(f'"{TOKEN}"', "1234.5")
+    request = urllib.request.Request(url, text.encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        served = peer.first_probability(json.load(response))
+    values = row(inputs, vary=True)
+    frame = pd.DataFrame([{k: 1234.5 if v == TOKEN else v for k, v in values.items()}])
+    expected = float(joblib.load(model).predict_proba(frame)[0][-1])
+    if abs(served - expected) > 1e-6:
+        raise RuntimeError(f"{peer.name} answered {served}, the pipeline in process {expected}")
