@@ -1,5 +1,5 @@
 # One-line wrappers; the work is in scripts/ and the Python packages.
-.PHONY: start stop status test lint fmt train bootstrap env
+.PHONY: start stop status test lint fmt train bootstrap env loadtest bench
 
 start: bootstrap  ## the whole stack natively: gateway, replicas, Redis, UI (Ctrl-C stops it)
 	.venv/bin/python -m stack up
@@ -19,3 +19,7 @@ train: bootstrap  ## train and publish a demo model: make train DEMO=churn
 	.venv/bin/python -m mlstack.cli train --demo $(or $(DEMO),churn)
 bootstrap:
 	scripts/bootstrap.sh
+loadtest:  ## Locust, headless, against the running stack: make loadtest [ARGS="--users 50 --run-time 2m OneRow"]
+	.venv/bin/locust --config loadtests/locust.conf $(ARGS)
+bench: bootstrap  ## the benchmark and scaling report, on stacks it starts itself: make bench [QUICK=1] [PEERS=1]
+	.venv/bin/python -m bench $(if $(QUICK),--quick) $(if $(PEERS),--peers) $(ARGS)

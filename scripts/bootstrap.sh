@@ -9,6 +9,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-l
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)   # the UI's browser tests
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)             # the benchmark's load generator (make bench)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing ${need_apt[*]} with apt-get"
@@ -26,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements-dev.txt backend/requirements.txt frontend/requirements.txt backend/pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements-dev.txt backend/requirements.txt frontend/requirements.txt loadtests/requirements.txt backend/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing Python requirements"
   .venv/bin/python -m pip install -q --upgrade pip

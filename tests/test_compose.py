@@ -130,3 +130,18 @@ def test_user_data_has_its_own_durable_redis_and_volume(config: dict[str, Any]) 
     assert "userdata" in config["volumes"]
     assert services["backend"]["environment"]["BACKEND_USERS_REDIS_URL"] == "redis://redis-data:6379/0"
     assert "allkeys-lru" in services["redis"]["command"]  # the cache may evict; user data may not
+
+
+def test_the_loadtest_profile_runs_locust_against_the_gateway_only() -> None:
+    services = resolved(GATEWAY_TOKEN="t" * 43, COMPOSE_PROFILES="loadtest")["services"]
+    loadtest = services["loadtest"]
+
+    assert (Path(loadtest["build"]["context"]) / loadtest["build"]["dockerfile"]).is_file()
+    assert loadtest["environment"]["LOADTEST_HOST"] == "http://gateway:8080"
+    assert set(loadtest["networks"]) == {"edge"}
+    assert "ports" not in loadtest
+    assert loadtest["depends_on"]["gateway"]["condition"] == "service_healthy"
+
+
+def test_the_loadtest_service_stays_out_of_a_plain_up(config: dict[str, Any]) -> None:
+    assert "loadtest" not in config["services"]

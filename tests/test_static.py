@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtests.settings import LoadtestSettings
 from mlstack.settings import Settings
 from stack import gateway
 from stack.keys import demo_keys, demo_login, parse_keys
@@ -65,7 +66,9 @@ def test_rendered_key_file_is_private(tmp_path: Path) -> None:
     assert cfg.keys[0].secret in (tmp_path / "api_keys.conf").read_text()
 
 
-@pytest.mark.parametrize(("settings", "prefix"), [(Settings, "BACKEND_"), (StackSettings, "")])
+@pytest.mark.parametrize(
+    ("settings", "prefix"), [(Settings, "BACKEND_"), (StackSettings, ""), (LoadtestSettings, "LOADTEST_")]
+)
 def test_every_setting_is_documented_in_env_example(settings: type, prefix: str) -> None:
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.M))
@@ -77,9 +80,11 @@ def test_every_setting_is_documented_in_env_example(settings: type, prefix: str)
 
 def test_env_example_names_no_unknown_setting() -> None:
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
-    known = {f"BACKEND_{n.upper()}" for n in Settings.model_fields} | {
-        n.upper() for n in StackSettings.model_fields
-    }
+    known = (
+        {f"BACKEND_{n.upper()}" for n in Settings.model_fields}
+        | {n.upper() for n in StackSettings.model_fields}
+        | {f"LOADTEST_{n.upper()}" for n in LoadtestSettings.model_fields}
+    )
     frontend = {line.split("=")[0].lstrip("# ") for line in documented if line.startswith("FRONTEND_")}
 
     assert documented - known - frontend == set()

@@ -1,0 +1,184 @@
+"""`make bench`: the benchmark and scaling report in one run, on native stacks it starts on free ports.
+
+Each stack configuration (replicas, micro-batching, runtime) starts once; wrk then loads it cell by cell
+(request shape × connections) through the gateway. Prints one Markdown report and writes it, the raw
+figures and two plots to --out. Figures from a shared machine are indicative; ratios come from one run.
+With --peers (make bench PEERS=1), BentoML, MLServer and LitServe get the same load (bench/peerbench.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import bodies, plan, report, wrk
+from bench.stacks import engine, get_json, running
+from stack.procs import PINNED_THREADS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 s per cell, 16 connections only")
+    parser.add_argument("--smoke", action="store_true", help="one 1-replica stack, two 1 s cells (tests)")
+    parser.add_argument("--peers", action="store_true", help="also measure BentoML, MLServer and LitServe")
+    parser.add_argument("--duration-s", type=float, help="seconds per cell (default 5; quick and smoke 1)")
+    parser.add_argument("--store-dir", type=Path, help="model store (default BACKEND_STORE_DIR, model_store)")
+    parser.add_argument("--model", default="churn")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    wrk.binary()
+    store_dir = (args.store_dir or default_store()).resolve()
+    ensure_model(store_dir, args.model)
+    cells = plan.smoke() if args.smoke else plan.full((16,)) if args.quick else plan.full()
+    duration = args.duration_s or (1.0 if args.quick or args.smoke else 5.0)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    machine = describe_machine()
+    limits = inprocess(store_dir, args.model, 0.5 if args.smoke else min(duration, 3.0))
+    results = measure(cells, store_dir, args.model, duration, args.out, warmup_s=0.0 if args.smoke else 1.0)
+    if args.peers:
+        results += peers(store_dir, args.model, duration, args.out)
+    text = render(results, limits, machine, duration, time.time() - started)
+    print(text)
+    (args.out / "report.md").write_text(text + "\n")
+    (args.out / "results.json").write_text(json.dumps(raw(results, limits, machine), indent=2) + "\n")
+    for path in report.plots(results, args.out):
+        print(f"plot: {path}")
+    return 0
+
+
+def default_store() -> Path:
+    from mlstack.settings import Settings
+
+    return Settings().store_dir
+
+
+def ensure_model(store_dir: Path, model: str) -> None:
+    """The demo model `make start` trains, when the store has none."""
+    if model == "churn":
+        command = [sys.executable, "-m", "mlstack.cli", "train", "--demo", "churn", "--if-empty"]
+        subprocess.run([*command, "--store-dir", str(store_dir)], check=True)
+
+
+def inprocess(store_dir: Path, model: str, seconds: float) -> dict[str, dict[str, Any]]:
+    limits = {}
+    for asked, onnx in (("ONNX allowed", "true"), ("joblib forced", "false")):
+        command = [sys.executable, "-m", "bench.inprocess", str(store_dir), model, onnx, str(seconds)]
+        env = {**os.environ, **PINNED_THREADS}
+        out = subprocess.run(command, capture_output=True, text=True, check=True, env=env, cwd=ROOT)
+        limits[asked] = json.loads(out.stdout.splitlines()[-1])
+    return limits
+
+
+def measure(
+    cells: list[plan.Cell], store_dir: Path, model: str, duration: float, out: Path, warmup_s: float
+) -> list[report.Result]:
+    results = []
+    offset = 0
+    for config, group in plan.by_config(cells).items():
+        print(
+            f"bench: starting a stack with {config.label}, ONNX {'allowed' if config.onnx else 'off'}",
+            file=sys.stderr,
+        )
+        with running(config, store_dir) as stack:
+            served = engine(get_json(stack, f"/v1/models/{model}"))
+            files = bodies.write(out / "bodies", get_json(stack, f"/v1/models/{model}")["inputs"])
+            key = stack.key("predict")
+            predict_url = f"{stack.gateway_url}/v1/models/{model}:predict"
+            if warmup_s:
+                wrk.run(predict_url, key, 16, warmup_s, files["miss1"], base=900_000_000)
+            for cell in group:
+                offset += 10_000_000  # every cell varies rows in its own range: misses stay misses
+                url = f"{stack.gateway_url}/v2" if cell.load == "ceiling" else predict_url
+                body = None if cell.load == "ceiling" else files[cell.load]
+                figures = wrk.run(url, key, cell.connections, duration, body, base=offset)
+                results.append(report.Result(cell, figures, served))
+                print(
+                    f"bench: {config.label}, {cell.load} at {cell.connections}: {figures.rate:,.0f} req/s",
+                    file=sys.stderr,
+                )
+    return results
+
+
+def peers(store_dir: Path, model: str, duration: float, out: Path) -> list[report.Result]:
+    from bench import peerbench
+    from mlstack.store import ModelStore
+
+    store = ModelStore(store_dir)
+    version = store.current(model)
+    manifest = store.manifest(model, version)
+    inputs = [f.model_dump() for f in manifest.inputs]
+    artifact = store_dir / model / version / manifest.artifact.file
+    found = peerbench.measure(artifact, inputs, plan.PEER_CELLS, duration, out, dict(PINNED_THREADS))
+    return [
+        report.Result(plan.Cell("peers", plan.MAIN, load, c, peer=name), figures, "joblib")
+        for name, load, c, figures in found
+    ]
+
+
+def describe_machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    version = subprocess.run([wrk.binary(), "-v"], capture_output=True, text=True).stdout.split()[:2]
+    load = os.getloadavg()[0]
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} × {cpu}, {system}, {' '.join(version)}; "
+        f"load average {load:.1f} at the start (the machine may be shared)"
+    )
+
+
+def render(
+    results: list[report.Result],
+    limits: dict[str, dict[str, Any]],
+    machine: str,
+    duration: float,
+    took: float,
+) -> str:
+    cores = os.cpu_count() or 1
+    return "\n\n".join(
+        [
+            "## Benchmark",
+            f"Machine: {machine}. wrk, one thread, {duration:g} s per cell, through the gateway; "
+            f"took {took:.0f} s.",
+            report.table(results),
+            report.inprocess_table(limits),
+            report.ratio_table(report.ratios(results, limits, cores)),
+        ]
+    )
+
+
+def raw(results: list[report.Result], limits: dict[str, dict[str, Any]], machine: str) -> dict[str, Any]:
+    return {
+        "machine": machine,
+        "inprocess": limits,
+        "cells": [
+            {
+                **asdict(r.cell),
+                "engine": r.engine,
+                **asdict(r.figures),
+                "rate": r.figures.rate,
+                "rows_per_s": r.rows_per_s,
+            }
+            for r in results
+        ],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

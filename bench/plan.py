@@ -1,0 +1,60 @@
+"""What one run measures: cells (a stack configuration, a request shape, a number of connections)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.stacks import Config
+
+LOADS = {
+    "ceiling": "GET /v2 (no model work)",
+    "miss1": "1 row, cache miss",
+    "hit1": "1 row, cache hit",
+    "batch100": "100 rows, cache misses",
+}
+ROWS = {"ceiling": 0, "miss1": 1, "hit1": 1, "batch100": 100}
+MAIN = Config(replicas=2, batching=True, onnx=True)
+REFERENCE_CONNECTIONS = 16  # the issue's targets are at 16 connections
+
+
+@dataclass(frozen=True)
+class Cell:
+    section: str
+    config: Config
+    load: str
+    connections: int
+    peer: str = ""
+    """Set for a peer's cell (config is then unused)."""
+
+
+def full(connections: tuple[int, ...] = (1, 16, 64), replicas: tuple[int, ...] = (1, 2, 4)) -> list[Cell]:
+    c16 = REFERENCE_CONNECTIONS
+    cells = [Cell("load", MAIN, load, c) for load in LOADS for c in connections]
+    wide = tuple(c for c in connections if c >= c16) or (c16,)
+    for batching, onnx in ((False, True), (True, False), (False, False)):
+        config = Config(MAIN.replicas, batching, onnx)
+        cells += [Cell("batching and runtime", config, "miss1", c) for c in wide]
+        if batching and not onnx:
+            cells.append(Cell("batching and runtime", config, "batch100", c16))
+    for n in replicas:
+        if n != MAIN.replicas:
+            config = Config(n, MAIN.batching, MAIN.onnx)
+            cells += [Cell("replicas", config, load, c16) for load in ("ceiling", "miss1", "hit1")]
+    return cells
+
+
+PEER_CELLS = [("miss1", 16), ("miss1", 64), ("batch100", 16)]
+
+
+def smoke() -> list[Cell]:
+    """For the test suite: one small stack, two short cells."""
+    config = Config(replicas=1, batching=True, onnx=True)
+    return [Cell("load", config, "ceiling", 16), Cell("load", config, "miss1", 16)]
+
+
+def by_config(cells: list[Cell]) -> dict[Config, list[Cell]]:
+    """Cells grouped so that each stack starts once."""
+    groups: dict[Config, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.config, []).append(cell)
+    return groups

@@ -1,0 +1,209 @@
+"""The report: every measured figure in one Markdown table, the issue's ratios, and two PNG plots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.plan import LOADS, MAIN, REFERENCE_CONNECTIONS, ROWS, Cell
+from bench.stacks import Config
+from bench.wrk import Figures
+
+
+@dataclass(frozen=True)
+class Result:
+    cell: Cell
+    figures: Figures
+    engine: str
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.figures.rate * ROWS[self.cell.load]
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| section | stack | runtime | load | connections | req/s | rows/s | p50 ms | p95 ms | p99 ms "
+        "| errors |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        f, c = r.figures, r.cell
+        rows = f"{r.rows_per_s:,.0f}" if ROWS[c.load] else ""
+        lines.append(
+            f"| {c.section} | {c.peer or c.config.label} | {r.engine} | {LOADS[c.load]} | {c.connections} | "
+            f"{f.rate:,.0f} | {rows} | {f.p50_ms:.1f} | {f.p95_ms:.1f} | {f.p99_ms:.1f} | {f.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def inprocess_table(limits: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| in-process (one thread, no HTTP) | runtime | predict calls/s, 1 row | calls/s, 100 rows "
+        "| rows/s, 100 rows |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for asked, x in limits.items():
+        lines.append(
+            f"| {asked} | {x['engine']} | {x['calls_per_s_1']:,.0f} | {x['calls_per_s_100']:,.0f} | "
+            f"{x['rows_per_s_100']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def reference(results: list[Result]) -> Config:
+    """The configuration the load section measured (the main one, or the smoke run's)."""
+    return next((r.cell.config for r in results if r.cell.section == "load"), MAIN)
+
+
+class Lookup:
+    """Find one measured cell by what it was; None when this run did not measure it."""
+
+    def __init__(self, results: list[Result]) -> None:
+        self._by = {(r.cell.config, r.cell.load, r.cell.connections): r for r in results}
+
+    def __call__(self, load: str, config: Config, connections: int = REFERENCE_CONNECTIONS) -> Result | None:
+        return self._by.get((config, load, connections))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def ratios(
+    results: list[Result], limits: dict[str, dict[str, Any]], cores: int
+) -> list[tuple[str, float | None, str]]:
+    """(what, measured ratio, target) for each ratio the issue names, at 16 connections."""
+    find, base = Lookup(results), reference(results)
+
+    def get(load: str, config: Config = base) -> Result | None:
+        return find(load, config)
+
+    rate: Callable[[Result | None], float | None] = lambda r: r.figures.rate if r else None  # noqa: E731
+    p99: Callable[[Result | None], float | None] = lambda r: r.figures.p99_ms if r else None  # noqa: E731
+    ceiling, miss, hit, batch = get("ceiling"), get("miss1"), get("hit1"), get("batch100")
+    n = base.replicas
+    joblib_on, joblib_off = Config(n, True, False), Config(n, False, False)
+    served = limits.get("ONNX allowed", {})
+    both_cores = served.get("rows_per_s_100", 0) * cores or None
+    return [
+        ("cache misses, 1 row: req/s ÷ ceiling route's", _ratio(rate(miss), rate(ceiling)), "≥ 0.50"),
+        ("cache misses, 1 row: p99 ÷ ceiling route's p99", _ratio(p99(miss), p99(ceiling)), "≤ 4"),
+        ("cache hits: req/s ÷ ceiling route's", _ratio(rate(hit), rate(ceiling)), "≥ 0.70"),
+        ("cache hits: p99 ÷ ceiling route's p99", _ratio(p99(hit), p99(ceiling)), "≤ 3"),
+        (
+            f"batches of 100: rows/s ÷ in-process limit on {cores} cores",
+            _ratio(batch.rows_per_s if batch else None, both_cores),
+            "≥ 0.25",
+        ),
+        (
+            "micro-batching on the joblib runtime: req/s on ÷ off (misses)",
+            _ratio(rate(get("miss1", joblib_on)), rate(get("miss1", joblib_off))),
+            "≥ 3",
+        ),
+        (
+            "micro-batching, default runtime: req/s on ÷ off (misses)",
+            _ratio(rate(miss), rate(get("miss1", Config(n, False, True)))),
+            "(shown)",
+        ),
+        (
+            "ONNX allowed ÷ joblib forced: req/s (misses)",
+            _ratio(rate(miss), rate(get("miss1", joblib_on))),
+            "(shown)",
+        ),
+        (
+            "2 replicas ÷ 1: req/s (misses)",
+            _ratio(rate(get("miss1", Config(2, True, True))), rate(get("miss1", Config(1, True, True)))),
+            "≥ 1 (no loss)",
+        ),
+        (
+            "4 replicas ÷ 2: req/s (misses)",
+            _ratio(rate(get("miss1", Config(4, True, True))), rate(miss)),
+            "(shown)",
+        ),
+        *_peer_ratios(results, miss, batch),
+    ]
+
+
+def _peer_ratios(
+    results: list[Result], miss: Result | None, batch: Result | None
+) -> list[tuple[str, float | None, str]]:
+    peers = [r for r in results if r.cell.peer and r.cell.connections == REFERENCE_CONNECTIONS]
+    best = max((r for r in peers if r.cell.load == "miss1"), key=lambda r: r.figures.rate, default=None)
+    best_batch = max(
+        (r for r in peers if r.cell.load == "batch100"), key=lambda r: r.rows_per_s, default=None
+    )
+    if best is None:
+        return [("vs the best peer (BentoML, MLServer, LitServe)", None, "run with PEERS=1")]
+    return [
+        (
+            f"cache misses, 1 row: req/s ÷ best peer's ({best.cell.peer})",
+            _ratio(miss.figures.rate if miss else None, best.figures.rate),
+            "≥ 5",
+        ),
+        (
+            f"cache misses, 1 row: p99 ÷ that peer's p99 ({best.cell.peer})",
+            _ratio(miss.figures.p99_ms if miss else None, best.figures.p99_ms),
+            "< 0.33",
+        ),
+        (
+            f"batches of 100: rows/s ÷ best peer's ({best_batch.cell.peer if best_batch else 'none'})",
+            _ratio(batch.rows_per_s if batch else None, best_batch.rows_per_s if best_batch else None),
+            "≥ 5",
+        ),
+    ]
+
+
+def ratio_table(rows: list[tuple[str, float | None, str]]) -> str:
+    lines = ["| ratio (16 connections) | measured | target |", "| --- | ---: | --- |"]
+    for what, value, target in rows:
+        lines.append(f"| {what} | {'n/a' if value is None else f'{value:.2f}'} | {target} |")
+    return "\n".join(lines)
+
+
+def plots(results: list[Result], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    by_replicas: dict[str, dict[int, float]] = {}
+    for r in results:
+        c = r.cell
+        same = (c.config.batching, c.config.onnx) == (MAIN.batching, MAIN.onnx)
+        if same and c.connections == REFERENCE_CONNECTIONS and c.load in ("ceiling", "miss1", "hit1"):
+            by_replicas.setdefault(c.load, {})[c.config.replicas] = r.figures.rate
+    if by_replicas:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for load, points in by_replicas.items():
+            xs = sorted(points)
+            ax.plot(xs, [points[x] for x in xs], marker="o", label=LOADS[load])
+        ax.set(xlabel="replicas", ylabel="requests/s", title="Throughput vs replicas (16 connections)")
+        ax.set_xticks(sorted({x for p in by_replicas.values() for x in p}))
+        ax.legend()
+        written.append(_save(fig, out / "throughput_vs_replicas.png"))
+    base = reference(results)
+    main = [r for r in results if r.cell.config == base and r.cell.section == "load"]
+    loads = [load for load in LOADS if any(r.cell.load == load for r in main)]
+    if main:
+        fig, axes = plt.subplots(1, len(loads), figsize=(4 * len(loads), 4), squeeze=False)
+        for ax, load in zip(axes[0], loads, strict=True):
+            cells = sorted((r for r in main if r.cell.load == load), key=lambda r: r.cell.connections)
+            xs = [r.cell.connections for r in cells]
+            for name in ("p50_ms", "p95_ms", "p99_ms"):
+                ax.plot(xs, [getattr(r.figures, name) for r in cells], marker="o", label=name[:3])
+            ax.set(xscale="log", xlabel="connections", ylabel="ms", title=LOADS[load])
+            ax.set_xticks(xs, [str(x) for x in xs])
+            ax.legend()
+        fig.suptitle(f"Latency percentiles vs concurrency ({base.label})")
+        written.append(_save(fig, out / "latency_vs_connections.png"))
+    return written
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path

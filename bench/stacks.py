@@ -1,0 +1,73 @@
+"""The stacks the benchmark measures: the native stack of `make start`, configured per measurement."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stack.keys import demo_keys
+from stack.native import NativeStack, StackOptions
+from stack.procs import free_port
+
+UNLIMITED = 10_000_000  # the gateway's per-key rate limit would otherwise be what is measured
+
+
+@dataclass(frozen=True)
+class Config:
+    """One stack: how many replicas, micro-batching on or off, ONNX allowed or joblib forced."""
+
+    replicas: int = 2
+    batching: bool = True
+    onnx: bool = True
+
+    def env(self) -> dict[str, str]:
+        return {
+            "BACKEND_BATCHING_ENABLED": str(self.batching).lower(),
+            "BACKEND_ONNX_ENABLED": str(self.onnx).lower(),
+        }
+
+    @property
+    def label(self) -> str:
+        replicas = f"{self.replicas} replica{'s' if self.replicas > 1 else ''}"
+        return f"{replicas}, batching {'on' if self.batching else 'off'}{'' if self.onnx else ', ONNX off'}"
+
+
+@contextmanager
+def running(config: Config, store_dir: Path) -> Iterator[NativeStack]:
+    with tempfile.TemporaryDirectory(prefix="mlstack-bench-") as run_dir:
+        options = StackOptions(
+            run_dir=Path(run_dir),
+            store_dir=store_dir,
+            gateway_port=free_port(),
+            replicas=config.replicas,
+            keys=demo_keys(),
+            with_ui=False,
+            rate_per_s=UNLIMITED,
+            burst=UNLIMITED,
+            replica_env=config.env(),
+        )
+        with NativeStack(options) as stack:
+            yield stack
+
+
+def get_json(stack: NativeStack, path: str) -> Any:
+    request = urllib.request.Request(stack.gateway_url + path, headers={"X-API-Key": stack.key("predict")})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def engine(manifest: dict[str, Any]) -> str:
+    """The runtime that serves, as the model's route says (joblib when it does not say)."""
+    for key in ("engine", "runtime_engine", "serving_runtime"):
+        if isinstance(manifest.get(key), str):
+            return str(manifest[key])
+    runtime = manifest.get("runtime")
+    if isinstance(runtime, dict) and isinstance(runtime.get("engine"), str):
+        return str(runtime["engine"])
+    return "joblib"

@@ -1,0 +1,52 @@
+"""The benchmark command end to end, kept tiny: one 1-replica stack, two 1 s wrk cells, the report."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.mark.stack
+def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Path, tmp_path: Path) -> None:
+    run = bench("--smoke", "--store-dir", str(store_dir), "--out", str(tmp_path))
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    for load in ("GET /v2 \\(no model work\\)", "1 row, cache miss"):
+        assert re.search(rf"\| {load} \| 16 \| [0-9][0-9,]* \|[^\n]*\| 0 \|\n", run.stdout), run.stdout
+    assert re.search(r"\| cache misses, 1 row: req/s ÷ ceiling route's \| [0-9]+\.[0-9]{2} \|", run.stdout)
+    cells = json.loads((tmp_path / "results.json").read_text())["cells"]
+    assert [c["load"] for c in cells] == ["ceiling", "miss1"]
+    assert all(c["requests"] > 0 and c["errors"] == 0 for c in cells)
+    assert (tmp_path / "latency_vs_connections.png").stat().st_size > 0
+    assert (tmp_path / "report.md").read_text().strip() in run.stdout
+
+
+def test_peers_get_the_same_rows_in_their_own_protocol() -> None:
+    from bench import peerbench
+
+    inputs = [
+        {"name": "x", "type": "number", "typical": 1.5},
+        {"name": "plan", "type": "string", "typical": "basic"},
+    ]
+    litserve, mlserver = (next(p for p in peerbench.PEERS if p.name == n) for n in ("LitServe", "MLServer"))
+    v1 = json.loads(peerbench.body(litserve, inputs, 2))
+    v2 = json.loads(peerbench.body(mlserver, inputs, 2))
+
+    assert v1 == {"instances": [{"x": "__N__", "plan": "basic"}] * 2}
+    assert v2["parameters"] == {"content_type": "pd"}
+    assert [(i["name"], i["datatype"], i["shape"], i["data"]) for i in v2["inputs"]] == [
+        ("x", "FP64", [2], ["__N__", "__N__"]),
+        ("plan", "BYTES", [2], ["basic", "basic"]),
+    ]
