@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from mlstack.errors import BadInput, MalformedRequest
 from mlstack.inference import Result
-from mlstack.manifest import Feature, Manifest
+from mlstack.manifest import Feature
+from mlstack.registry import Loaded
 from mlstack.schemas.v2 import InferenceRequest, RequestInput
 
 NUMERIC = frozenset(
@@ -105,7 +106,12 @@ def encode_response(result: Result, request: InferenceRequest) -> dict[str, Any]
     return response
 
 
-def model_metadata(manifest: Manifest, versions: list[str]) -> dict[str, Any]:
+PLATFORMS = {"joblib": "sklearn", "onnx": "onnxruntime_onnx"}
+"""V2 `platform` per engine: MLServer's name for scikit-learn, Triton's for ONNX Runtime."""
+
+
+def model_metadata(loaded: Loaded, versions: list[str]) -> dict[str, Any]:
+    manifest = loaded.manifest
     inputs = [{"name": f.name, "datatype": DECLARED[f.type], "shape": [-1]} for f in manifest.inputs]
     outputs = [{"name": "predictions", "datatype": _label_datatype(manifest.classes or [0.0]), "shape": [-1]}]
     if manifest.is_classifier:
@@ -115,7 +121,7 @@ def model_metadata(manifest: Manifest, versions: list[str]) -> dict[str, Any]:
     return {
         "name": manifest.model,
         "versions": versions,
-        "platform": "sklearn",
+        "platform": PLATFORMS.get(loaded.runtime.engine, loaded.runtime.engine),
         "inputs": inputs,
         "outputs": outputs,
     }
