@@ -143,8 +143,11 @@ def test_a_20_percent_canary_and_off(lifecycle_stack: NativeStack, row: dict[str
             answer = client.post(f"{CHURN}:predict", json={"instances": [row]})
             version = answer.headers["X-Model-Version"]
             split[version] += 1
-            # the cache never answers with another version's prediction
-            assert answer.json()["probabilities"] == truth[version]["probabilities"]
+            # the cache never answers with another version's prediction (ONNX's float32 kernels may
+            # differ in the last bit between two computations of the same row: a cache miss on another
+            # replica, or the row inside a batch)
+            got, want = answer.json()["probabilities"][0], truth[version]["probabilities"][0]
+            assert max(abs(got[c] - want[c]) for c in want) < 1e-6
             assert answer.json()["model_version"] == version
     assert admin(stack, "DELETE", f"{CHURN}/canary").status_code == 204
     stats = admin(stack, "GET", "/v1/stats").json()["replicas"]

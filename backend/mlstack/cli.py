@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-promote", action="store_true", help="publish without moving CURRENT")
     train.add_argument(
+        "--no-onnx", action="store_true", help="publish no ONNX export (replicas serve the joblib pipeline)"
+    )
+    train.add_argument(
         "--if-empty", action="store_true", help="do nothing if the model already has a version"
     )
     train.add_argument(
@@ -227,6 +230,7 @@ def _training_request(args: argparse.Namespace) -> TrainingRequest:
         seed=args.seed,
         reject_unknown=not args.allow_unknown_categories,
         promote=not args.no_promote,
+        onnx=not args.no_onnx,
     )
 
 
@@ -301,7 +305,15 @@ def _report(manifest: Manifest, store: ModelStore, promoted: bool) -> None:
         f"{manifest.training.seconds}s)" + (" and made it CURRENT" if promoted else "")
     )
     print("  held-out test: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+    print(f"  onnx: {_onnx_line(manifest)}")
     print(f"  {_relative(store.root / manifest.model / manifest.version)}")
+
+
+def _onnx_line(manifest: Manifest) -> str:
+    facts = manifest.onnx
+    if facts is None or not facts.published:
+        return f"not published: {facts.reason if facts else 'no export'}"
+    return f"published, max difference {facts.max_abs_diff:.1e} on {facts.checked_rows} held-out rows"
 
 
 def _relative(path: Path) -> Path:

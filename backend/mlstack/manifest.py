@@ -58,6 +58,22 @@ class RuntimeVersions(_Strict):
     pandas: str | None = None
 
 
+class OnnxExport(_Strict):
+    """Whether the version has an ONNX export replicas may serve, and why not when it has none."""
+
+    published: bool
+    reason: str | None = None
+    """Why no ONNX file was published: not asked for, conversion failed, or the parity check failed."""
+    max_abs_diff: float | None = None
+    """Largest difference from the joblib pipeline on the checked rows (probabilities or predictions)."""
+    tolerance: float | None = None
+    """The parity bound: absolute for probabilities, relative to max(1, |y|) for regression predictions."""
+    checked_rows: int = 0
+    """Held-out rows the parity check ran on (each once as is and once with its nullable features null)."""
+    skl2onnx: str | None = None
+    onnxruntime: str | None = None
+
+
 class Training(_Strict):
     """How the version was made."""
 
@@ -115,10 +131,16 @@ class Manifest(_Strict):
     """Further files of the version (e.g. an ONNX export), each verified like the main one."""
     recommender: RecommenderFacts | None = None
     """For task recommendation: the catalogue and the model's shape."""
+    onnx: OnnxExport | None = None
+    """The ONNX export's parity facts; None in manifests written before the export existed."""
 
     @property
     def is_classifier(self) -> bool:
         return self.task == "classification"
+
+    @property
+    def onnx_artifact(self) -> Artifact | None:
+        return next((a for a in self.extra_artifacts if a.format == "onnx"), None)
 
     def feature(self, name: str) -> Feature | None:
         return next((f for f in self.inputs if f.name == name), None)

@@ -12,7 +12,7 @@ from mlstack.lifecycle import Canary, Lifecycle
 from mlstack.manifest import Manifest
 from mlstack.metrics import Metrics
 from mlstack.recommend_runtime import RecommenderRuntime
-from mlstack.runtime import Runtime, SklearnRuntime
+from mlstack.runtime import OnnxRuntime, Runtime, SklearnRuntime
 from mlstack.settings import Settings
 from mlstack.store import ModelStore
 from mlstack.validation import Validator
@@ -146,7 +146,32 @@ class Registry:
         manifest, pipeline = self.store.load(model, version)
         settings = self._settings
         validator = Validator(manifest, settings.max_batch_rows, settings.max_string_length)
-        log.info("loaded %s version %s (sha256 %s…)", model, version, manifest.artifact.sha256[:12])
+        runtime = self._runtime(manifest, pipeline)
+        log.info(
+            "loaded %s version %s (sha256 %s…), served with %s",
+            model,
+            version,
+            manifest.artifact.sha256[:12],
+            runtime.engine,
+        )
+        return Loaded(manifest, runtime, validator)
+
+    def _runtime(self, manifest: Manifest, pipeline: object) -> Runtime:
+        """The ONNX export when there is one, it verifies and it loads; otherwise the joblib pipeline."""
         if manifest.task == "recommendation":
-            return Loaded(manifest, RecommenderRuntime(manifest, pipeline), validator)
-        return Loaded(manifest, SklearnRuntime(manifest, pipeline), validator)
+            return RecommenderRuntime(manifest, pipeline)
+        artifact = manifest.onnx_artifact
+        if artifact is None or not self._settings.onnx_enabled:
+            return SklearnRuntime(manifest, pipeline)
+        # a bad ONNX file (checksum, or onnxruntime refusing it) must not stop a model: anything goes here
+        try:
+            data = self.store.read_artifact(manifest.model, manifest.version, artifact)
+            return OnnxRuntime(manifest, data)
+        except Exception as exc:
+            log.error(
+                "model %s version %s: ONNX export not used, serving the joblib pipeline: %s",
+                manifest.model,
+                manifest.version,
+                exc,
+            )
+            return SklearnRuntime(manifest, pipeline)

@@ -1,4 +1,9 @@
-"""A loaded model version behind one interface: rows in, labels and class probabilities out."""
+"""A loaded model version behind one interface: rows in, labels and class probabilities out.
+
+Two engines: the joblib pipeline (always there) and its ONNX export (when it converted and passed the
+parity check at publish time). Both answer labels as `classes[argmax(probabilities)]` over the
+manifest's classes, so the two give the same Python values for the same rows.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
 
 from mlstack.manifest import Manifest
@@ -52,3 +58,59 @@ class SklearnRuntime:
         # the most probable class is what predict() answers; taking it here saves a second pipeline pass
         labels = self._classes[proba.argmax(axis=1)].tolist()
         return Prediction(labels=labels, probabilities=proba.tolist())
+
+
+ONNX_MISSING = "\x00mlstack:missing\x00"
+"""What a null string becomes for the ONNX graph: its string imputers replace this value (skl2onnx
+imputes strings only when the missing marker is a string, not NaN)."""
+ONNX_UNKNOWN = "\x00mlstack:unknown\x00"
+"""A client string equal to ONNX_MISSING is sent as this instead: unknown to the encoder, like in joblib."""
+
+
+class OnnxRuntime:
+    """The pipeline's ONNX export in onnxruntime: one float32 or string tensor [N, 1] per feature.
+
+    Inputs are built from the validated rows directly (no DataFrame): numbers and booleans as float32 with
+    NaN for null, strings as objects with ONNX_MISSING for null. The session uses one thread for each
+    pool: a replica owns one core, and the batcher already runs one call at a time.
+    """
+
+    engine = "onnx"
+
+    def __init__(self, manifest: Manifest, model: bytes) -> None:
+        self.manifest = manifest
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in self._session.get_inputs()]
+        if names != [f.name for f in manifest.inputs]:
+            raise ValueError(f"ONNX inputs {names[:5]} do not match the manifest's features")
+        outputs = [o.name for o in self._session.get_outputs()]
+        self._classes = np.asarray(manifest.classes) if manifest.is_classifier else None
+        self._output = "probabilities" if self._classes is not None else outputs[0]
+        if self._output not in outputs:
+            raise ValueError(f"ONNX outputs {outputs} have no {self._output!r}")
+
+    def predict(self, rows: Rows) -> Prediction:
+        (out,) = self._session.run([self._output], onnx_feed(rows))
+        if self._classes is None:
+            return Prediction(labels=out.ravel().astype(np.float64).tolist())
+        proba = out.astype(np.float64)
+        return Prediction(labels=self._classes[proba.argmax(axis=1)].tolist(), probabilities=proba.tolist())
+
+
+def onnx_feed(rows: Rows) -> dict[str, np.ndarray]:
+    """One [N, 1] array per feature, straight from the row tuples."""
+    feed = {}
+    for i, feature in enumerate(rows.features):
+        column = rows.column(i)
+        if feature.type == "string":
+            values = [ONNX_MISSING if v is None else ONNX_UNKNOWN if v == ONNX_MISSING else v for v in column]
+            feed[feature.name] = np.array(values, dtype=object).reshape(-1, 1)
+        else:
+            feed[feature.name] = np.array(
+                [np.nan if v is None else v for v in column], dtype=np.float32
+            ).reshape(-1, 1)
+    return feed

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(default=2.0, ge=0)
     """Longest a request waits for others to join its call (0: merge only what is already waiting)."""
 
+    onnx_enabled: bool = True
+    """Serve a version with onnxruntime (one thread) when it has a verified ONNX export; else, or when
+    false, with its joblib pipeline. A broken ONNX file is logged and the joblib pipeline serves."""
+
     max_batch_rows: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""
 

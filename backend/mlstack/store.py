@@ -1,8 +1,9 @@
 """The model store on disk: the only writer (publish, set_current) and the only reader (verify, load).
 
-Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json} and <root>/<model>/CURRENT.
-Unpickling runs code, so `load` unpickles nothing before `verify` has checked names, files, sizes,
-the sha256 and the library versions.
+Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?} and
+<root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before `verify` has checked names,
+files, sizes, the sha256 and the library versions. An ONNX export is read by `read_artifact`, which hashes
+the very bytes it returns.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from mlstack.errors import ArtifactRejected, ModelNotFound
 from mlstack.manifest import MODEL_NAME, VERSION_NAME, Artifact, Manifest, RuntimeVersions
 
 ARTIFACT_FILE = "model.joblib"
+ONNX_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
-ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, "model.onnx", "model.sig"})
+ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, "model.sig"})
 MAX_MANIFEST_BYTES = 1 << 20
 
 
@@ -100,21 +102,25 @@ class ModelStore:
             raise ArtifactRejected(self._shown(path), "identity", "names another model or version")
         return manifest
 
-    def verify(self, model: str, version: str) -> Manifest:
-        """Every check that must pass before the artifact is unpickled; raises ArtifactRejected."""
+    def verify(self, model: str, version: str, extras: bool = True) -> Manifest:
+        """Every check that must pass before the artifact is unpickled; raises ArtifactRejected.
+
+        `extras=False` leaves the further artifacts (the ONNX export) to `read_artifact`: a replica serves
+        the joblib pipeline when only its ONNX file is broken.
+        """
         version_dir = self._version_dir(model, version)
         for entry in version_dir.iterdir():
             if entry.name not in ALLOWED_FILES:
                 raise ArtifactRejected(self._shown(entry), "allow-list", "file not allowed in a version")
         manifest = self.manifest(model, version)
-        for artifact in (manifest.artifact, *manifest.extra_artifacts):
+        for artifact in (manifest.artifact, *(manifest.extra_artifacts if extras else ())):
             self._verify_artifact(version_dir, artifact)
         self._verify_versions(version_dir / manifest.artifact.file, manifest.runtime)
         return manifest
 
     def load(self, model: str, version: str) -> tuple[Manifest, Any]:
         """Verify, then unpickle the pipeline. Library version warnings are errors here."""
-        manifest = self.verify(model, version)
+        manifest = self.verify(model, version, extras=False)
         path = self._version_dir(model, version) / manifest.artifact.file
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
@@ -123,6 +129,14 @@ class ModelStore:
             except InconsistentVersionWarning as exc:
                 raise ArtifactRejected(self._shown(path), "sklearn version", str(exc)) from None
         return manifest, pipeline
+
+    def read_artifact(self, model: str, version: str, artifact: Artifact) -> bytes:
+        """A further artifact's bytes, once its name, size and the sha256 of exactly these bytes check out."""
+        path = self._version_dir(model, version) / artifact.file
+        self._check_name_and_size(path, artifact)
+        data = path.read_bytes()
+        self._check_sha256(path, hashlib.sha256(data).hexdigest(), artifact, len(data))
+        return data
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -211,6 +225,10 @@ class ModelStore:
 
     def _verify_artifact(self, version_dir: Path, artifact: Artifact) -> None:
         path = version_dir / artifact.file
+        self._check_name_and_size(path, artifact)
+        self._check_sha256(path, file_sha256(path), artifact, path.stat().st_size)
+
+    def _check_name_and_size(self, path: Path, artifact: Artifact) -> None:
         if artifact.file not in ALLOWED_FILES or artifact.file == MANIFEST_FILE:
             raise ArtifactRejected(self._shown(path), "allow-list", "artifact name not allowed")
         self._check_regular_file(path)
@@ -219,7 +237,12 @@ class ModelStore:
             raise ArtifactRejected(
                 self._shown(path), "size", f"{size} bytes, manifest says {artifact.size_bytes}"
             )
-        actual = file_sha256(path)
+
+    def _check_sha256(self, path: Path, actual: str, artifact: Artifact, size: int) -> None:
+        if size != artifact.size_bytes:
+            raise ArtifactRejected(
+                self._shown(path), "size", f"{size} bytes, manifest says {artifact.size_bytes}"
+            )
         if not hmac.compare_digest(actual, artifact.sha256):
             raise ArtifactRejected(
                 self._shown(path), "sha256", f"expected {artifact.sha256[:12]}…, got {actual[:12]}…"

@@ -7,13 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from mlstack.cli import main as cli
 from mlstack.main import create_app
+from mlstack.manifest import Manifest
 from mlstack.settings import Settings
 from mlstack.store import ModelStore
+from mlstack.training.onnx_export import PROBA_TOLERANCE, REGRESSION_TOLERANCE
+from mlstack.training.pipeline import prepare_frame
 
 from .servers import running_replica
 
@@ -23,14 +28,18 @@ DEMO_MODELS = {
     "maintenance": ["--demo", "maintenance"],
     "rul": ["--demo", "maintenance", "--target", "remaining_useful_life_days", "--model", "rul"],
 }
+ROWS = {"rul": "2000"}
+"""Rows per demo model (default 800). Gradient boosting on 800 maintenance rows fails the ONNX parity check
+(a held-out value on the midpoint of two training values, see training/onnx_export.py): 2000 pass."""
 
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model store with the three demo classifiers and one regressor, small and fast to train."""
     root = tmp_path_factory.mktemp("store")
-    for args in DEMO_MODELS.values():
-        assert cli(["train", *args, "--rows", "800", "--search", "fast", "--store-dir", str(root)]) == 0
+    for name, args in DEMO_MODELS.items():
+        rows = ROWS.get(name, "800")
+        assert cli(["train", *args, "--rows", rows, "--search", "fast", "--store-dir", str(root)]) == 0
     return root
 
 
@@ -54,6 +63,27 @@ def shared_client(trained_store: Path) -> Iterator[TestClient]:
 def example_row(manifest: dict[str, Any]) -> dict[str, Any]:
     """A valid instance: every feature at its typical value."""
     return {feature["name"]: feature["typical"] for feature in manifest["inputs"]}
+
+
+def manifest_of(served: dict[str, Any]) -> Manifest:
+    """The manifest in a GET /v1/models/{m} answer (which adds `engine`)."""
+    return Manifest.model_validate({k: v for k, v in served.items() if k != "engine"})
+
+
+def assert_same_answers(body: dict[str, Any], served: dict[str, Any], rows: list[Any], pipeline: Any) -> None:
+    """Served answers against the pipeline in process: the same labels; probabilities equal under joblib
+    (to the last bits, which BLAS may change with the batch), within 1e-5 under ONNX; regressions within
+    1e-5 of the predictions' scale under ONNX."""
+    frame = prepare_frame(pd.DataFrame(rows), manifest_of(served).inputs)
+    exact = served["engine"] == "joblib"
+    if served["task"] != "classification":
+        expected, got = pipeline.predict(frame), np.array(body["predictions"])
+        scale = max(1.0, float(np.max(np.abs(expected))))
+        assert np.max(np.abs(expected - got)) <= (1e-12 if exact else REGRESSION_TOLERANCE) * scale
+        return
+    assert body["predictions"] == pipeline.predict(frame).tolist()
+    got = np.array([[p[str(c)] for c in served["classes"]] for p in body["probabilities"]])
+    assert np.max(np.abs(got - pipeline.predict_proba(frame))) <= (1e-12 if exact else PROBA_TOLERANCE)
 
 
 def in_process(store_dir: Path, model: str) -> Any:

@@ -106,7 +106,7 @@ def test_tritonclient_infers_through_a_real_replica(replica_url: str, shared_cli
     assert result.as_numpy("predictions").tolist() == v1["predictions"]
     expected = np.array([list(p.values()) for p in v1["probabilities"]])
     assert np.array_equal(result.as_numpy("probabilities"), expected)
-    assert client.get_model_metadata("churn")["platform"] == "sklearn"
+    assert client.get_model_metadata("churn")["platform"] == "onnxruntime_onnx"  # served with ONNX
 
 
 def _numpy_type(kind: str) -> Any:

@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
 
-from mlstack.manifest import Manifest
-from mlstack.training.pipeline import prepare_frame
-
-from .conftest import in_process
+from .conftest import assert_same_answers, in_process
 from .servers import running_replica
 from .test_api_v1 import varied_rows
 from .test_store import flip_one_byte
@@ -23,17 +18,13 @@ def test_round_trip_through_uvicorn_equals_the_pipeline(
     replica_url: str, trained_store: Path, model: str
 ) -> None:
     manifest = httpx.get(f"{replica_url}/v1/models/{model}").json()
-    rows = varied_rows(manifest, 40)
+    rows = varied_rows(manifest, 40, nulls=True)
 
     response = httpx.post(f"{replica_url}/v1/models/{model}:predict", json={"instances": rows})
 
-    pipeline = in_process(trained_store, model)
-    frame = prepare_frame(pd.DataFrame(rows), Manifest.model_validate(manifest).inputs)
     assert response.status_code == 200
-    assert response.json()["predictions"] == pipeline.predict(frame).tolist()
-    if manifest["task"] == "classification":
-        got = [[p[str(c)] for c in manifest["classes"]] for p in response.json()["probabilities"]]
-        assert np.array_equal(np.array(got), pipeline.predict_proba(frame))
+    assert manifest["engine"] == "onnx"
+    assert_same_answers(response.json(), manifest, rows, in_process(trained_store, model))
 
 
 def test_tampered_artifact_is_refused_at_start_and_the_log_names_it(store_dir: Path, tmp_path: Path) -> None:

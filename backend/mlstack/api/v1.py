@@ -32,9 +32,9 @@ async def list_models(registry: RegistryDep) -> Response:
 
 @router.get("/v1/models/{model:model}")
 async def get_model(model: str, registry: RegistryDep) -> Response:
-    """The manifest of the version this replica serves: input schema, classes, metrics, training facts."""
+    """The manifest of the version this replica serves, and `engine`: its runtime (onnx or joblib)."""
     loaded = await registry.get(model)
-    return json_response(loaded.manifest.public())
+    return json_response({**loaded.manifest.public(), "engine": loaded.runtime.engine})
 
 
 @router.get("/v1/models/{model:model}/versions/{version:version}")

@@ -46,7 +46,7 @@ async def ready(registry: RegistryDep) -> Response:
 async def metadata(model: str, registry: RegistryDep, version: str | None = None) -> Response:
     """Inputs (one tensor per feature, shape [-1]) and outputs (predictions, probabilities [-1, C])."""
     loaded = await registry.get(model, version)
-    return json_response(model_metadata(loaded.manifest, registry.store.versions(model)))
+    return json_response(model_metadata(loaded, registry.store.versions(model)))
 
 
 @router.get("/v2/models/{model:model}/ready")

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from mlstack.errors import BadInput, MalformedRequest
 from mlstack.inference import Result
-from mlstack.manifest import Feature, Manifest
+from mlstack.manifest import Feature
+from mlstack.registry import Loaded
 from mlstack.schemas.v2 import InferenceRequest, RequestInput
 
 NUMERIC = frozenset(
@@ -120,7 +121,12 @@ def _tensor(name: str, values: list[Any]) -> dict[str, Any]:
     return {"name": name, "shape": [len(values), width], "datatype": _label_datatype([sample]), "data": flat}
 
 
-def model_metadata(manifest: Manifest, versions: list[str]) -> dict[str, Any]:
+PLATFORMS = {"joblib": "sklearn", "onnx": "onnxruntime_onnx"}
+"""V2 `platform` per engine: MLServer's name for scikit-learn, Triton's for ONNX Runtime."""
+
+
+def model_metadata(loaded: Loaded, versions: list[str]) -> dict[str, Any]:
+    manifest = loaded.manifest
     inputs = [{"name": f.name, "datatype": DECLARED[f.type], "shape": [-1]} for f in manifest.inputs]
     outputs = [{"name": "predictions", "datatype": _label_datatype(manifest.classes or [0.0]), "shape": [-1]}]
     if manifest.task == "recommendation":
@@ -136,7 +142,7 @@ def model_metadata(manifest: Manifest, versions: list[str]) -> dict[str, Any]:
     return {
         "name": manifest.model,
         "versions": versions,
-        "platform": "sklearn",
+        "platform": PLATFORMS.get(loaded.runtime.engine, loaded.runtime.engine),
         "inputs": inputs,
         "outputs": outputs,
     }

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mlstack.manifest import Artifact, Manifest, Training
-from mlstack.store import ModelStore, build_manifest
+from mlstack.store import ARTIFACT_FILE, ONNX_FILE, ModelStore, build_manifest
+from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
 from mlstack.training.search import SearchResult, Task, search
 
@@ -29,6 +30,8 @@ class TrainingRequest:
     seed: int = 0
     reject_unknown: bool = True
     promote: bool = True
+    onnx: bool = True
+    """Also export the pipeline to ONNX (published only if it passes the parity check)."""
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
@@ -59,24 +62,42 @@ def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
     training = _training(request, frame, result, time.perf_counter() - started)
     classes = result.pipeline.classes_.tolist() if request.task == "classification" else None
     metrics = {**result.metrics, "cv_scoring": result.scoring, "cv_score": round(result.cv_score, 6)}
+    fields = {
+        "model": request.model,
+        "task": request.task,
+        "description": request.description,
+        "inputs": features,
+        "classes": classes,
+        "metrics": metrics,
+        "training": training,
+    }
+    exported = _export(request, result, build_manifest(version="1", artifact=_DRAFT_ARTIFACT, **fields))
+    extra = [] if exported.data is None else [_artifact(ONNX_FILE, "onnx", exported.data)]
 
     def describe(version: str, artifact: Artifact) -> Manifest:
         return build_manifest(
-            model=request.model,
-            version=version,
-            task=request.task,
-            description=request.description,
-            inputs=features,
-            classes=classes,
-            metrics=metrics,
-            training=training,
-            artifact=artifact,
+            version=version, artifact=artifact, extra_artifacts=extra, onnx=exported.facts, **fields
         )
 
-    manifest = store.publish(request.model, result.pipeline, describe)
+    files = {} if exported.data is None else {ONNX_FILE: exported.data}
+    manifest = store.publish(request.model, result.pipeline, describe, extra_files=files)
     if request.promote:
         store.set_current(request.model, manifest.version)
     return manifest
+
+
+_DRAFT_ARTIFACT = Artifact(file=ARTIFACT_FILE, sha256="0" * 64, size_bytes=1)
+"""Stands in for the joblib file in the manifest the parity check runs with, before the file exists."""
+
+
+def _export(request: TrainingRequest, result: SearchResult, draft: Manifest) -> onnx_export.Export:
+    if not request.onnx or result.train_frame is None or result.holdout is None:
+        return onnx_export.not_requested()
+    return onnx_export.export(result.pipeline, draft, result.train_frame, result.holdout)
+
+
+def _artifact(name: str, kind: str, data: bytes) -> Artifact:
+    return Artifact(file=name, format=kind, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
 def _training(

@@ -53,6 +53,10 @@ class SearchResult:
     train_rows: int
     test_rows: int
     summary: list[dict[str, Any]] = field(default_factory=list)
+    train_frame: pd.DataFrame | None = None
+    """The prepared training rows (features only), for the ONNX export's float32 error estimate."""
+    holdout: pd.DataFrame | None = None
+    """The prepared held-out rows (features only), for the ONNX parity check."""
 
 
 def families(task: Task, seed: int) -> list[Family]:
@@ -115,7 +119,17 @@ def search(
     pipeline = _pipeline(features, family, params).fit(X_train, y_train)
     metrics = evaluation.evaluate(pipeline, X_test, y_test, task)
     return SearchResult(
-        pipeline, family.name, _plain(params), scoring, score, metrics, len(X_train), len(X_test), summary
+        pipeline,
+        family.name,
+        _plain(params),
+        scoring,
+        score,
+        metrics,
+        len(X_train),
+        len(X_test),
+        summary,
+        X_train,
+        X_test,
     )
 
 
