@@ -11,10 +11,11 @@
 #
 # Everything it starts or writes lives in .run/engine/ (git-ignored): containers.conf (selected with
 # CONTAINERS_CONF, nothing in /etc), the socket, PID files, logs and the cached root filesystems.
+# ENGINE_DEBIAN_MIRROR (default http://deb.debian.org/debian) is where debootstrap fetches from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-RUN=${ENGINE_RUN_DIR:-$ROOT/.run/engine}
+RUN=$ROOT/.run/engine
 SOCK=$RUN/podman.sock
 CONTEXT=mlstack-engine
 MIRROR=${ENGINE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
