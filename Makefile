@@ -1,5 +1,5 @@
 # One-line wrappers; the work is in scripts/ and the Python packages.
-.PHONY: start stop status test lint fmt train bootstrap env loadtest bench
+.PHONY: start stop status test lint fmt train bootstrap env loadtest bench engine engine-down
 
 start: bootstrap  ## the whole stack natively: gateway, replicas, Redis, UI (Ctrl-C stops it)
 	.venv/bin/python -m stack up
@@ -17,6 +17,10 @@ env:  ## write .env with generated secrets for docker compose (never overwrites)
 	.venv/bin/python -m stack env
 train: bootstrap  ## train and publish a demo model: make train DEMO=churn
 	.venv/bin/python -m mlstack.cli train --demo $(or $(DEMO),churn)
+engine: bootstrap  ## no working Docker here: podman behind a Docker socket, Compose, stand-in base images
+	scripts/engine.sh up
+engine-down:  ## stop what `make engine` started (by the PIDs in .run/engine/)
+	scripts/engine.sh down
 bootstrap:
 	scripts/bootstrap.sh
 loadtest:  ## Locust, headless, against the running stack: make loadtest [ARGS="--users 50 --run-time 2m OneRow"]

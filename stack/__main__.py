@@ -147,6 +147,10 @@ def _env(_: StackSettings, __: argparse.Namespace) -> int:
         "GATEWAY_KEYS=" + ",".join(f"{k.name}:{k.scope}:{k.secret}" for k in keys),
         f"GATEWAY_UI_USER={login.user}",
         f"GATEWAY_UI_PASSWORD={login.password}",
+        # the UI container's own keys (it calls the gateway like any client)
+        "FRONTEND_API_KEY=" + next(k.secret for k in keys if k.scope == "predict"),
+        "FRONTEND_ADMIN_KEY=" + next(k.secret for k in keys if k.scope == "admin"),
+        "FRONTEND_USERS_KEY=" + next(k.secret for k in keys if k.scope == "users"),
     ]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -14,6 +14,7 @@ from stack import gateway
 from stack.keys import UiLogin, demo_keys, demo_login, parse_keys
 
 CONF_DIR = Path("/etc/nginx/mlstack")
+RESOLV_CONF = Path("/etc/resolv.conf")
 
 
 def config_from_environment() -> gateway.GatewayConfig:
@@ -37,8 +38,25 @@ def config_from_environment() -> gateway.GatewayConfig:
         burst=int(env.get("GATEWAY_BURST", "2000")),
         max_body=env.get("GATEWAY_MAX_BODY", "1m"),
         docs_enabled=env.get("GATEWAY_DOCS", "true").lower() == "true",
-        resolver=env.get("GATEWAY_RESOLVER", "127.0.0.11"),
+        resolver=env.get("GATEWAY_RESOLVER") or container_resolver(),
     )
+
+
+def container_resolver(resolv_conf: Path = RESOLV_CONF) -> str:
+    """The engine's DNS server for service names: the first nameserver of the container's resolv.conf.
+
+    Docker's embedded DNS is 127.0.0.11; podman's (aardvark-dns) listens on each network's gateway
+    address and lists the host's servers after its own, so the first one is the one that knows `backend`.
+    """
+    try:
+        lines = resolv_conf.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            return f"[{fields[1]}]" if ":" in fields[1] else fields[1]
+    return "127.0.0.11"
 
 
 def _ui_login(env: os._Environ[str]) -> UiLogin | None:

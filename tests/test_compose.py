@@ -101,6 +101,33 @@ def test_every_build_refers_to_files_that_exist(config: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfiles_have_no_trailing_comments(dockerfile: Path) -> None:
+    """`USER 101:101  # note` makes the comment part of the instruction (only RUN hands it to a shell)."""
+    instructions = re.findall(r"^(?!RUN\b)([A-Z]+\s.*)$", dockerfile.read_text(), re.M)
+
+    assert [line for line in instructions if re.search(r"\s#", line)] == []
+
+
+@pytest.mark.parametrize(
+    ("resolv_conf", "resolver"),
+    [
+        ("nameserver 127.0.0.11\noptions ndots:0\n", "127.0.0.11"),  # Docker's embedded DNS
+        ("search dns.podman\nnameserver 10.89.1.1\nnameserver 10.0.0.53\n", "10.89.1.1"),  # podman
+        ("nameserver fd00::1\n", "[fd00::1]"),
+        ("", "127.0.0.11"),
+    ],
+)
+def test_the_gateway_resolves_service_names_with_the_engines_dns(
+    tmp_path: Path, resolv_conf: str, resolver: str
+) -> None:
+    from stack.compose_gateway import container_resolver
+
+    (tmp_path / "resolv.conf").write_text(resolv_conf)
+
+    assert container_resolver(tmp_path / "resolv.conf") == resolver
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfiles_are_non_root_with_a_healthcheck_and_pass_hadolint(dockerfile: Path) -> None:
     text = dockerfile.read_text()
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
