@@ -76,7 +76,7 @@ class Batcher:
     async def _predict(self, runtime: Runtime, rows: Rows) -> Prediction:
         loop = asyncio.get_running_loop()
         if not self._enabled or len(rows) >= self._max_rows:
-            return await loop.run_in_executor(self._executor, runtime.predict, rows)
+            return await self._call(runtime, rows)
         queue = self._queues.setdefault(id(runtime), _Queue(runtime))
         waiting = _Waiting(rows, loop.create_future())
         queue.items.append(waiting)
@@ -87,13 +87,12 @@ class Batcher:
         return await waiting.future
 
     async def _work(self, queue: _Queue) -> None:
-        loop = asyncio.get_running_loop()
         while queue.items:
             await self._gather(queue)
             batch = self._take(queue)
             merged = Rows(batch[0].rows.features, [v for w in batch for v in w.rows.values])
             try:
-                prediction = await loop.run_in_executor(self._executor, queue.runtime.predict, merged)
+                prediction = await self._call(queue.runtime, merged)
             except Exception as exc:  # the batch's requests share the failure; the worker lives on
                 for waiting in batch:
                     if not waiting.future.done():
@@ -102,6 +101,11 @@ class Batcher:
             self._on_batch(len(merged), len(batch))
             _hand_out(batch, prediction)
         self._queues.pop(id(queue.runtime), None)
+
+    async def _call(self, runtime: Runtime, rows: Rows) -> Prediction:
+        if runtime.inline:
+            return runtime.predict(rows)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, runtime.predict, rows)
 
     async def _gather(self, queue: _Queue) -> None:
         """While others are on their way, wait until the oldest request has waited max_wait_s or the batch

@@ -25,6 +25,7 @@ from mlstack.settings import Settings
 log = logging.getLogger("mlstack.cache")
 
 Entry = dict[str, Any]
+MAX_UNWRITTEN_ROWS = 10_000
 
 
 def row_key(model: str, version: str, sha256: str, row: tuple[Any, ...]) -> str:
@@ -50,7 +51,8 @@ class PredictionCache:
         self._ttl_s = settings.cache_ttl_s
         self._retry_after_s = settings.cache_retry_after_s
         self._skip_until = 0.0
-        self._pending: set[asyncio.Task[None]] = set()
+        self._unwritten: list[tuple[str, Entry]] = []
+        self._writer: asyncio.Task[None] | None = None
         self._redis: aioredis.Redis | None = None
         if settings.cache_enabled and settings.redis_url:
             timeout = settings.redis_timeout_ms / 1000
@@ -80,12 +82,20 @@ class PredictionCache:
         return [_decode(value) for value in raw]
 
     def put_many(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """Store entries in the background: the response does not wait for Redis."""
+        """Store entries in the background: the response does not wait for Redis. Entries from concurrent
+        requests are written together, one pipeline at a time, so a miss costs about one round trip."""
         if not items or not self.available:
             return
-        task = asyncio.create_task(self._write(items))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        if len(self._unwritten) < MAX_UNWRITTEN_ROWS:  # Redis slower than traffic: drop, never queue up
+            self._unwritten.extend(items)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_unwritten())
+
+    async def _write_unwritten(self) -> None:
+        while self._unwritten:
+            await asyncio.sleep(0)  # one turn of the loop: answers finishing in it add their rows too
+            items, self._unwritten = self._unwritten, []
+            await self._write(items)
 
     async def delete_matching(self, pattern: str) -> bool:
         """Delete every key matching a glob pattern (SCAN, then UNLINK); False if Redis failed."""
@@ -106,8 +116,8 @@ class PredictionCache:
         return True
 
     async def close(self) -> None:
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=1)
+        if self._writer is not None:
+            await asyncio.wait([self._writer], timeout=1)
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -17,6 +17,7 @@ class RecommenderRuntime:
     Personal recommendations go through recommendations.Recommendations, which reads the user's history."""
 
     engine = "joblib"
+    inline = False
 
     def __init__(self, manifest: Manifest, artifact: dict[str, Any]) -> None:
         self.manifest = manifest
