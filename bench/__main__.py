@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     wrk.binary()
     store_dir = (args.store_dir or default_store()).resolve()
-    ensure_model(store_dir, args.model)
     cells = plan.smoke() if args.smoke else plan.full((16,)) if args.quick else plan.full()
+    ensure_model(store_dir, args.model, recommender=any(cell.load == "rec" for cell in cells))
     duration = args.duration_s or (1.0 if args.quick or args.smoke else 5.0)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -67,10 +67,11 @@ def default_store() -> Path:
     return Settings().store_dir
 
 
-def ensure_model(store_dir: Path, model: str) -> None:
-    """The demo model `make start` trains, when the store has none."""
-    if model == "churn":
-        command = [sys.executable, "-m", "mlstack.cli", "train", "--demo", "churn", "--if-empty"]
+def ensure_model(store_dir: Path, model: str, recommender: bool) -> None:
+    """The demo models `make start` trains, when the store has none."""
+    demos = (["churn"] if model == "churn" else []) + (["recommend"] if recommender else [])
+    for demo in demos:
+        command = [sys.executable, "-m", "mlstack.cli", "train", "--demo", demo, "--if-empty"]
         subprocess.run([*command, "--store-dir", str(store_dir)], check=True)
 
 
@@ -104,8 +105,15 @@ def measure(
             for cell in group:
                 offset += 10_000_000  # every cell varies rows in its own range: misses stay misses
                 url = f"{stack.gateway_url}/v2" if cell.load == "ceiling" else predict_url
-                body = None if cell.load == "ceiling" else files[cell.load]
-                figures = wrk.run(url, key, cell.connections, duration, body, base=offset)
+                body = None if cell.load == "ceiling" else files.get(cell.load)
+                items = None
+                if cell.load == "rec":
+                    url = f"{stack.gateway_url}/v1/models/recommend:predict"
+                    catalogue = get_json(stack, "/v1/models/recommend")["recommender"]["items"]
+                    body, items = bodies.write_recommendation(
+                        out / "bodies", [i["item_id"] for i in catalogue]
+                    )
+                figures = wrk.run(url, key, cell.connections, duration, body, base=offset, items=items)
                 results.append(report.Result(cell, figures, served))
                 print(
                     f"bench: {config.label}, {cell.load} at {cell.connections}: {figures.rate:,.0f} req/s",

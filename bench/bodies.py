@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 TOKEN = "__N__"  # load.lua puts a number unique to the request in its place
+ITEM = "__I__"  # load.lua puts a random catalogue item in its place
 
 
 def varying_feature(inputs: list[dict[str, Any]]) -> str:
@@ -37,3 +38,11 @@ def write(folder: Path, inputs: list[dict[str, Any]]) -> dict[str, Path]:
         paths[name] = folder / f"{name}.json"
         paths[name].write_text(json.dumps({"instances": rows}))
     return paths
+
+
+def write_recommendation(folder: Path, items: list[str]) -> tuple[Path, Path]:
+    """A visitor's request (3 liked items, drawn per request by load.lua) and the catalogue to draw from."""
+    body, catalogue = folder / "rec.json", folder / "rec-items.txt"
+    body.write_text(json.dumps({"instances": [{"items": [ITEM] * 3, "k": 10}]}))
+    catalogue.write_text("\n".join(items) + "\n")
+    return body, catalogue

@@ -11,8 +11,9 @@ LOADS = {
     "miss1": "1 row, cache miss",
     "hit1": "1 row, cache hit",
     "batch100": "100 rows, cache misses",
+    "rec": "top-10 recommendation for 3 random liked items, cache misses",
 }
-ROWS = {"ceiling": 0, "miss1": 1, "hit1": 1, "batch100": 100}
+ROWS = {"ceiling": 0, "miss1": 1, "hit1": 1, "batch100": 100, "rec": 1}
 MAIN = Config(replicas=2, batching=True, onnx=True)
 REFERENCE_CONNECTIONS = 16  # the targets are at 16 connections
 
@@ -29,7 +30,8 @@ class Cell:
 
 def full(connections: tuple[int, ...] = (1, 16, 64), replicas: tuple[int, ...] = (1, 2, 4)) -> list[Cell]:
     c16 = REFERENCE_CONNECTIONS
-    cells = [Cell("load", MAIN, load, c) for load in LOADS for c in connections]
+    cells = [Cell("load", MAIN, load, c) for load in LOADS if load != "rec" for c in connections]
+    cells.append(Cell("load", MAIN, "rec", REFERENCE_CONNECTIONS))  # beside the 1-row predictions
     wide = tuple(c for c in connections if c >= c16) or (c16,)
     for batching, onnx in ((False, True), (True, False), (False, False)):
         config = Config(MAIN.replicas, batching, onnx)

@@ -62,7 +62,8 @@ class Lookup:
     """Find one measured cell by what it was; None when this run did not measure it."""
 
     def __init__(self, results: list[Result]) -> None:
-        self._by = {(r.cell.config, r.cell.load, r.cell.connections): r for r in results}
+        # a peer's cell carries the main config too (it is unused there): never mistake one for ours
+        self._by = {(r.cell.config, r.cell.load, r.cell.connections): r for r in results if not r.cell.peer}
 
     def __call__(self, load: str, config: Config, connections: int = REFERENCE_CONNECTIONS) -> Result | None:
         return self._by.get((config, load, connections))
@@ -123,6 +124,8 @@ def ratios(
             _ratio(rate(get("miss1", Config(4, True, True))), rate(miss)),
             "(shown)",
         ),
+        ("recommendations ÷ 1-row misses: req/s", _ratio(rate(get("rec")), rate(miss)), "≥ 0.5"),
+        ("recommendations ÷ 1-row misses: p99", _ratio(p99(get("rec")), p99(miss)), "≤ 2"),
         *_peer_ratios(results, miss, batch),
     ]
 

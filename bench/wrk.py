@@ -33,11 +33,20 @@ def binary() -> str:
     return found
 
 
-def run(url: str, key: str, connections: int, duration_s: float, body: Path | None, base: int = 0) -> Figures:
-    """One wrk thread (the load generator shares the two cores with the stack), `connections` open."""
+def run(
+    url: str,
+    key: str,
+    connections: int,
+    duration_s: float,
+    body: Path | None,
+    base: int = 0,
+    items: Path | None = None,
+) -> Figures:
+    """One wrk thread (the load generator shares the two cores with the stack), `connections` open.
+    `items`: a file of catalogue item ids, one per line, drawn for every "__I__" of the body."""
     method = "POST" if body else "GET"
     command = [binary(), "-t1", f"-c{connections}", f"-d{duration_s:g}s", "--timeout", "10s"]
-    command += ["-s", str(LUA), url, "--", method, str(body or "-"), key, str(base)]
+    command += ["-s", str(LUA), url, "--", method, str(body or "-"), key, str(base), str(items or "-")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if line is None:

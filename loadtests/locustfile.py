@@ -1,7 +1,8 @@
 """Locust users for the stack, all through the gateway: `make loadtest` (headless, loadtests/locust.conf).
 
 OneRow (cache misses: every row new), Batch (LOADTEST_BATCH_ROWS rows), CacheHit (a few rows repeated),
-V2Infer (the Open Inference Protocol), Mixed (a client with think time). Pick some by name:
+V2Infer (the Open Inference Protocol), Mixed (a client with think time); recommend.py has the
+recommender's user. Pick some by name:
 `locust --config loadtests/locust.conf OneRow CacheHit`. Rows follow the model's manifest schema, fetched
 once per process. Thresholds (thresholds.py) decide the exit code; shapes.py adds a step load.
 """

@@ -39,6 +39,9 @@ class LoadtestSettings(BaseSettings):
     model: str = "churn"
     """The model every user class calls; its manifest's input schema shapes the rows."""
 
+    recommender: str = "recommend"
+    """The recommendation model the Recommend user class asks (its catalogue gives the items)."""
+
     batch_rows: int = Field(default=100, ge=1, le=1000)
     """Rows per request of the Batch user."""
 
@@ -80,12 +83,16 @@ class LoadtestSettings(BaseSettings):
         """The key to send: configured, else from LOADTEST_KEYS, else the run-state's generated one."""
         if self.api_key:
             return self.api_key.get_secret_value()
+        return self.key_of_scope("predict")
+
+    def key_of_scope(self, scope: str) -> str | None:
+        """The first key of that scope in LOADTEST_KEYS, else the run-state's generated one."""
         for entry in (self.keys.get_secret_value() if self.keys else "").split(","):
             parts = entry.strip().split(":", 2)
-            if len(parts) == 3 and parts[1] == "predict":
+            if len(parts) == 3 and parts[1] == scope:
                 return parts[2]
         keys = self._state().get("credentials", {}).get("keys", [])
-        return next((k["key"] for k in keys if k.get("scope") == "predict"), None)
+        return next((k["key"] for k in keys if k.get("scope") == scope), None)
 
     def _state(self) -> dict:
         try:

@@ -50,3 +50,18 @@ def test_peers_get_the_same_rows_in_their_own_protocol() -> None:
         ("x", "FP64", [2], ["__N__", "__N__"]),
         ("plan", "BYTES", [2], ["basic", "basic"]),
     ]
+
+
+def test_ratios_compare_our_cells_never_a_peers() -> None:
+    from bench import plan, report
+    from bench.wrk import Figures
+
+    def result(load: str, rate: float, peer: str = "") -> report.Result:
+        figures = Figures(requests=int(rate), seconds=1.0, errors=0, p50_ms=1, p95_ms=2, p99_ms=4)
+        return report.Result(plan.Cell("peers" if peer else "load", plan.MAIN, load, 16, peer), figures, "x")
+
+    results = [result("ceiling", 8000), result("miss1", 4000), result("miss1", 400, peer="BentoML")]
+    found = {what: value for what, value, _ in report.ratios(results, {}, cores=2)}
+
+    assert found["cache misses, 1 row: req/s ÷ ceiling route's"] == 0.5
+    assert found["cache misses, 1 row: req/s ÷ best peer's (BentoML)"] == 10.0

@@ -401,3 +401,31 @@ def test_the_readme_user_example_is_valid(rec_stack: NativeStack) -> None:
 
     assert created.status_code == 201, created.text
     assert answer.json()["sources"] == ["personal"]
+
+
+def test_the_locust_recommend_user_reads_and_writes_without_a_failure(
+    rec_stack: NativeStack, tmp_path: Path
+) -> None:
+    from test_loadtests import locust, stats
+
+    users_key = f"demo-users:users:{rec_stack.key('users')}"
+    run = locust(
+        rec_stack,
+        tmp_path,
+        "--users",
+        "4",
+        "--spawn-rate",
+        "4",
+        "--run-time",
+        "4s",
+        "-f",
+        "loadtests/recommend.py",
+        LOADTEST_KEYS=users_key,
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = stats(tmp_path)
+    assert rows["Aggregated"]["Failure Count"] == "0"
+    assert int(rows["/v1/users"]["Request Count"]) == 4
+    assert int(rows["/v1/models/recommend:predict"]["Request Count"]) > 10
+    assert int(rows["/v1/users/{id}/events"]["Request Count"]) > 0
