@@ -113,53 +113,24 @@ def redis_ping(port: int) -> bool:
         return False
 
 
+def _redis_command(port: int, workdir: Path, *options: str) -> list[str]:
+    """redis-server on loopback only, no RDB snapshots, files in `workdir`, plus the role's options."""
+    base = ["--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes", "--save", ""]
+    return ["redis-server", *base, *options, "--dir", str(workdir)]
+
+
 def redis_cache_command(port: int, workdir: Path) -> list[str]:
     """The prediction cache: memory only, bounded, evicting least recently used keys."""
-    return [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--protected-mode",
-        "yes",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--maxmemory",
-        "256mb",
-        "--maxmemory-policy",
-        "allkeys-lru",
-        "--dir",
-        str(workdir),
-    ]
+    return _redis_command(
+        port, workdir, "--appendonly", "no", "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"
+    )
 
 
 def redis_data_command(port: int, workdir: Path) -> list[str]:
     """User data: every write appended to a file and fsynced before it is acknowledged; never evicted
     (a full store refuses writes instead of dropping users' data)."""
-    return [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--protected-mode",
-        "yes",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--maxmemory",
-        "512mb",
-        "--maxmemory-policy",
-        "noeviction",
-        "--dir",
-        str(workdir),
-    ]
+    durable = ("--appendonly", "yes", "--appendfsync", "always")
+    return _redis_command(port, workdir, *durable, "--maxmemory", "512mb", "--maxmemory-policy", "noeviction")
 
 
 def stop_all(processes: Sequence[Process]) -> None:
