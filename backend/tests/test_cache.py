@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from redis import Redis as RedisClient
 
+from mlstack.cache import PredictionCache
 from mlstack.cli import main as cli
 from mlstack.main import create_app
 from mlstack.settings import Settings
@@ -123,3 +126,36 @@ def predicted_rows(client: TestClient) -> float:
         for line in metrics.splitlines()
         if line.startswith("mlstack_predicted_rows_total")
     )
+
+
+def command_calls(redis: RedisServer, command: str) -> int:
+    """Calls that succeeded (a first EVALSHA fails with NOSCRIPT; redis-py then loads the script)."""
+    stats = RedisClient.from_url(redis.url).info("commandstats").get(f"cmdstat_{command}", {})
+    return int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
+
+
+def test_concurrent_lookups_share_one_mget_and_writes_one_script_call(
+    store_dir: Path, redis: RedisServer
+) -> None:
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_ttl_s=120)
+    keys = [[f"mlstack:pred:test:{request}:{row}" for row in range(3)] for request in range(8)]
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        cache = PredictionCache(settings)
+        cache.put_many([(key, {"l": i}) for i, key in enumerate(keys[0] + keys[1])])
+        await asyncio.sleep(0.2)
+        found = await asyncio.gather(*(cache.get_many(wanted) for wanted in keys))
+        again = await asyncio.gather(*(cache.get_many(wanted) for wanted in keys[:2]))
+        await cache.close()
+        return found, again
+
+    mget_before = command_calls(redis, "mget")
+    found, again = asyncio.run(scenario())
+
+    assert command_calls(redis, "mget") - mget_before == 2  # eight lookups, then two: one MGET each time
+    assert command_calls(redis, "set") == 6  # by the script (its SETs count too), in one call
+    assert command_calls(redis, "evalsha") == 1
+    assert [entry and entry["l"] for entry in found[0] + found[1]] == list(range(6))
+    assert found[2:] == [[None] * 3] * 6
+    assert again == found[:2]
+    assert 0 < RedisClient.from_url(redis.url).ttl(keys[0][0]) <= 120
