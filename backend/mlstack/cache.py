@@ -5,8 +5,9 @@ numbers as floats), so key order and number spelling do not matter and a new ver
 Values are JSON, never pickle: a poisoned cache must not become code execution.
 
 A round trip to Redis costs the replica about 100 µs of CPU (two system calls and redis-py's own work),
-more than an ONNX prediction. So the lookups of requests that arrive together share one MGET, and their
-writes share one script call that sets every key with its TTL: one command however many rows.
+more than an ONNX prediction. So each replica keeps recent entries in memory as well (near_cache.py), the
+lookups of requests that arrive together share one MGET, and their writes share one script call that sets
+every key with its TTL: one command however many rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from mlstack.near_cache import NearCache
 from mlstack.settings import Settings
 
 log = logging.getLogger("mlstack.cache")
@@ -60,7 +62,7 @@ def _decode(value: bytes | None) -> Entry | None:
 class PredictionCache:
     """Redis behind a small breaker: after a failure it is skipped for a while, then one call probes it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_near_hits: Callable[[int], None] = lambda rows: None) -> None:
         self._ttl_s = settings.cache_ttl_s
         self._retry_after_s = settings.cache_retry_after_s
         self._skip_until = 0.0
@@ -69,6 +71,8 @@ class PredictionCache:
         self._lookups: list[tuple[Sequence[str], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._redis: aioredis.Redis | None = None
+        self.near: NearCache | None = None
+        self._on_near_hits = on_near_hits
         if settings.cache_enabled and settings.redis_url:
             timeout = settings.redis_timeout_ms / 1000
             # redis-py's defaults retry with backoff for seconds on a dead Redis; fail fast instead.
@@ -81,16 +85,45 @@ class PredictionCache:
                 health_check_interval=0,
             )
             self._set_all = self._redis.register_script(SET_ALL_WITH_TTL)
+            if settings.near_cache_entries:
+                ttl_s = min(settings.near_cache_ttl_s, settings.cache_ttl_s)
+                self.near = NearCache(
+                    self._redis, settings.near_cache_entries, ttl_s, settings.cache_retry_after_s
+                )
+
+    def start(self) -> None:
+        """In the running event loop: opens the near cache's watch connection."""
+        if self.near is not None:
+            self.near.start()
 
     @property
     def available(self) -> bool:
         return self._redis is not None and time.monotonic() >= self._skip_until
 
-    async def get_many(self, keys: Sequence[str]) -> list[Entry | None] | None:
-        """Cached entries in key order (None per miss), or None when the cache cannot be used. Lookups
-        made in the same turn of the event loop go to Redis together, in one MGET."""
+    async def get_many(self, keys: Sequence[str], near: bool = True) -> list[Entry | None] | None:
+        """Cached entries in key order (None per miss), or None when the cache cannot be used. `near`:
+        this replica's copies may answer (not for anything that must be erasable at once)."""
         if not self.available or self._redis is None:
             return None
+        if not near or self.near is None:
+            return await self._shared(keys)
+        found: list[Entry | None] = [self.near.get(key) for key in keys]
+        missing = [i for i, entry in enumerate(found) if entry is None]
+        if len(missing) < len(keys):
+            self._on_near_hits(len(keys) - len(missing))
+        if not missing:
+            return found
+        shared = await self._shared([keys[i] for i in missing] if len(missing) < len(keys) else keys)
+        if shared is None:
+            return None
+        for i, entry in zip(missing, shared, strict=True):
+            if entry is not None:
+                found[i] = entry
+                self.near.put(keys[i], entry)
+        return found
+
+    async def _shared(self, keys: Sequence[str]) -> list[Entry | None] | None:
+        """Lookups made in the same turn of the event loop go to Redis together, in one MGET."""
         future: asyncio.Future[list[Entry | None] | None] = asyncio.get_running_loop().create_future()
         self._lookups.append((keys, future))
         if len(self._lookups) == 1:  # the first of this turn sends them all, once the turn is over
@@ -122,11 +155,14 @@ class PredictionCache:
                 if not future.done():  # its request may have been cancelled meanwhile
                     future.set_result(found)
 
-    def put_many(self, items: Sequence[tuple[str, Entry]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, Entry]], near: bool = True) -> None:
         """Store entries in the background: the response does not wait for Redis. Entries from concurrent
         requests are written together, in one script call at a time."""
         if not items or not self.available:
             return
+        if near and self.near is not None:
+            for key, entry in items:
+                self.near.put(key, entry)
         if len(self._unwritten) < MAX_UNWRITTEN_ROWS:  # Redis slower than traffic: drop, never queue up
             self._unwritten.extend(items)
         if self._writer is None or self._writer.done():
@@ -157,6 +193,8 @@ class PredictionCache:
         return True
 
     async def close(self) -> None:
+        if self.near is not None:
+            await self.near.close()
         if self._writer is not None:
             await asyncio.wait([self._writer], timeout=1)
         if self._redis is not None:

@@ -60,7 +60,8 @@ class Inference:
     async def start(
         cls, settings: Settings, registry: Registry, metrics: Metrics, users: UserStore | None = None
     ) -> AsyncIterator[Inference]:
-        cache = PredictionCache(settings)
+        cache = PredictionCache(settings, on_near_hits=metrics.near_cache_rows.inc)
+        cache.start()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         batcher = Batcher(
             executor,

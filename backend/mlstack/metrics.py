@@ -38,6 +38,11 @@ class Metrics:
         self.cache_rows = Counter(
             "mlstack_cache_rows", "Rows looked up in the prediction cache", ["result"], registry=self.registry
         )
+        self.near_cache_rows = Counter(
+            "mlstack_near_cache_rows",
+            "Cache hits answered from this replica's memory, without Redis (part of the hits)",
+            registry=self.registry,
+        )
         self.predicted_rows = Counter(
             "mlstack_predicted_rows", "Rows computed by a model", ["model", "version"], registry=self.registry
         )

@@ -68,7 +68,7 @@ class Recommendations:
         queries = [self._query(i, instance, runtime) for i, instance in enumerate(instances)]
         snapshots = await self._snapshots(queries)
         keys = [_key(loaded, q, snapshots.get(q.user_id or "")) for q in queries]
-        cached = await self.cache.get_many(keys)
+        cached = await self.cache.get_many(keys, near=False)  # erasure must reach every copy
         entries: list[Entry | None] = (
             [_valid(e) for e in cached] if cached is not None else [None] * len(queries)
         )
@@ -88,7 +88,7 @@ class Recommendations:
             for i, entry in zip(misses, computed, strict=True):
                 entries[i] = entry
             if cached is not None:
-                self.cache.put_many([(keys[i], computed[n]) for n, i in enumerate(misses)])
+                self.cache.put_many([(keys[i], computed[n]) for n, i in enumerate(misses)], near=False)
         return [e for e in entries if e is not None], cache_status(
             cached is not None, len(misses), len(queries)
         )

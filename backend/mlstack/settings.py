@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     cache_retry_after_s: float = Field(default=2.0, ge=0)
     """After a cache failure, skip Redis for this long before one call tries it again."""
 
+    near_cache_entries: int = Field(default=20_000, ge=0)
+    """Recent cache entries each replica also keeps in memory, so a hit skips Redis (0: none)."""
+
+    near_cache_ttl_s: float = Field(default=30.0, gt=0)
+    """How long a replica keeps its copy (at most the cache TTL); short, as FLUSHALL on Redis misses it."""
+
     users_redis_url: str | None = None
     """Durable Redis for user data (profiles, histories), not the cache's. Unset: /v1/users answers 503."""
 

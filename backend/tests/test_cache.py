@@ -159,3 +159,31 @@ def test_concurrent_lookups_share_one_mget_and_writes_one_script_call(
     assert found[2:] == [[None] * 3] * 6
     assert again == found[:2]
     assert 0 < RedisClient.from_url(redis.url).ttl(keys[0][0]) <= 120
+
+
+def near_hits(client: TestClient) -> float:
+    line = next(
+        x for x in client.get("/metrics").text.splitlines() if x.startswith("mlstack_near_cache_rows_total")
+    )
+    return float(line.split()[-1])
+
+
+def test_a_repeated_row_is_answered_from_memory_until_redis_goes_away(
+    client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
+) -> None:
+    predict(client, rows[:1])
+    time.sleep(0.1)
+    mget_before = command_calls(redis, "mget")
+    again = [predict(client, rows[:1]) for _ in range(5)]
+    mget_after = command_calls(redis, "mget")
+    partly = predict(client, rows[:2])  # one row from memory, one from Redis
+    redis.stop()
+    time.sleep(0.1)  # the replica sees its watch connection close
+    down = predict(client, rows[:1])
+
+    assert {status for status, _ in again} == {"HIT"}
+    assert mget_after == mget_before  # Redis was not asked
+    assert near_hits(client) == 5 + 1
+    assert partly[0] == "PARTIAL"
+    assert down[0] == "BYPASS"  # the copy is not used while Redis is down
+    assert down[1]["probabilities"] == again[0][1]["probabilities"]
