@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
 from mlstack.api.body import json_response
+from mlstack.api.lean_route import LeanRoute
 from mlstack.deps import RegistryDep
 from mlstack.lifecycle import Lifecycle
 from mlstack.registry import Registry
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=LeanRoute)
 
 
 class PromoteRequest(BaseModel):

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mlstack.api.body import json_response
+from mlstack.api.lean_route import LeanRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=LeanRoute)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -14,12 +14,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from mlstack import user_input
 from mlstack.api.body import json_object, json_response
+from mlstack.api.lean_route import LeanRoute
 from mlstack.deps import InferenceDep, RegistryDep, SettingsDep
 from mlstack.errors import Conflict, ModelNotReady, NotFound, UserDataUnavailable
 from mlstack.recommend_runtime import RecommenderRuntime
 from mlstack.users import UserStore
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=LeanRoute)
 
 
 def get_users(request: Request) -> UserStore:

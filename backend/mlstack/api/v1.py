@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request, Response
 
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
 from mlstack.api.body import documented_body, json_object, json_response
+from mlstack.api.lean_route import LeanRoute
 from mlstack.deps import InferenceDep, RegistryDep
 from mlstack.errors import MalformedRequest, ServingError
 from mlstack.inference import Result
 from mlstack.registry import Registry
 from mlstack.schemas.v1 import ModelList, ModelSummary, ReloadResult, V1PredictRequest, V1PredictResponse
 
-router = APIRouter(tags=["v1"])
+router = APIRouter(tags=["v1"], route_class=LeanRoute)
 PREDICT_DOC: dict[str, Any] = {
     "responses": {200: {"model": V1PredictResponse}},
     "openapi_extra": documented_body(V1PredictRequest),

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request, Response
 from mlstack import __version__
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
 from mlstack.api.body import documented_body, json_object, json_response
+from mlstack.api.lean_route import LeanRoute
 from mlstack.api.v2_codec import decode_columns, encode_response, model_metadata, parse_request
 from mlstack.deps import InferenceDep, RegistryDep
 from mlstack.errors import ModelNotReady
 from mlstack.schemas.v2 import InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
 
-router = APIRouter(tags=["v2"])
+router = APIRouter(tags=["v2"], route_class=LeanRoute)
 INFER_DOC: dict[str, Any] = {
     "responses": {200: {"model": InferenceResponse}},
     "openapi_extra": documented_body(InferenceRequest),
