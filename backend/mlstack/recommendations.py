@@ -88,7 +88,7 @@ class Recommendations:
             for i, entry in zip(misses, computed, strict=True):
                 entries[i] = entry
             if cached is not None:
-                self.cache.put_many([(keys[i], computed[n]) for n, i in enumerate(misses)], near=False)
+                self.cache.put_many([(keys[i], computed[n]) for n, i in enumerate(misses)])
         return [e for e in entries if e is not None], cache_status(
             cached is not None, len(misses), len(queries)
         )

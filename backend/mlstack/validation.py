@@ -29,6 +29,62 @@ class Rows:
 
 
 Checker = Callable[[Any], Any]
+ColumnChecker = Callable[[list[Any]], list[Any] | None]
+COLUMNS_FROM_ROWS = 8
+"""From this many rows on, values are checked a column at a time: set and map calls run in C, where a
+check per value cost about 4 µs per row of 20 features, most of a 100-row batch's time."""
+NoneType = type(None)
+
+
+def _number_column(nullable: bool) -> ColumnChecker:
+    plain = frozenset({float, NoneType} if nullable else {float})
+    convertible = plain | {int}
+
+    def check(values: list[Any]) -> list[Any] | None:
+        types = set(map(type, values))
+        if types <= plain:
+            return values
+        if types <= convertible:  # orjson's integers are 64-bit: float() never overflows here
+            return [float(v) if type(v) is int else v for v in values]
+        return None
+
+    return check
+
+
+def _integer_column(nullable: bool) -> ColumnChecker:
+    numbers = _number_column(nullable)
+
+    def check(values: list[Any]) -> list[Any] | None:
+        converted = numbers(values)
+        if converted is None or not all(v is None or v.is_integer() for v in converted):
+            return None
+        return converted
+
+    return check
+
+
+def _boolean_column(nullable: bool) -> ColumnChecker:
+    allowed = frozenset({bool, NoneType} if nullable else {bool})
+    return lambda values: values if set(map(type, values)) <= allowed else None
+
+
+def _string_column(feature: Feature, max_length: int) -> ColumnChecker:
+    allowed_types = frozenset({str, NoneType} if feature.nullable else {str})
+    categories = (
+        frozenset(feature.categories or ()) if feature.reject_unknown and feature.categories else None
+    )
+
+    def check(values: list[Any]) -> list[Any] | None:
+        if not set(map(type, values)) <= allowed_types:
+            return None
+        given = set(values) - {None}
+        if max(map(len, given), default=0) > max_length:
+            return None
+        if categories is not None and not given <= categories:
+            return None
+        return values
+
+    return check
 
 
 def _number(value: Any) -> Any:
@@ -78,11 +134,22 @@ class Validator:
         self._name_set = frozenset(self.names)
         self.max_rows = max_rows
         self._checkers = [self._checker(f, max_string_length) for f in self.features]
+        self._column_checkers = [self._column_checker(f, max_string_length) for f in self.features]
 
     @staticmethod
     def _checker(feature: Feature, max_string_length: int) -> Checker:
         simple = {"number": _number, "integer": _integer, "boolean": _boolean}
         return simple.get(feature.type) or _string_checker(feature, max_string_length)
+
+    @staticmethod
+    def _column_checker(feature: Feature, max_string_length: int) -> ColumnChecker:
+        if feature.type == "number":
+            return _number_column(feature.nullable)
+        if feature.type == "integer":
+            return _integer_column(feature.nullable)
+        if feature.type == "boolean":
+            return _boolean_column(feature.nullable)
+        return _string_column(feature, max_string_length)
 
     def check_count(self, count: int, where: str = "instances") -> None:
         if count == 0:
@@ -95,7 +162,25 @@ class Validator:
         if not isinstance(instances, list):
             raise MalformedRequest("instances: must be a list of objects")
         self.check_count(len(instances))
+        if len(instances) >= COLUMNS_FROM_ROWS:
+            by_columns = self._by_columns(instances)
+            if by_columns is not None:
+                return by_columns
         return Rows(self.features, [self._row(i, row) for i, row in enumerate(instances)])
+
+    def _by_columns(self, instances: list[Any]) -> Rows | None:
+        """The rows, if every value passes; None at the first doubt, and the row-by-row checks then
+        name the first bad field exactly as they do for a single row."""
+        names = self._name_set
+        if not all(type(row) is dict and row.keys() == names for row in instances):
+            return None
+        columns = []
+        for name, check in zip(self.names, self._column_checkers, strict=True):
+            column = check([row[name] for row in instances])
+            if column is None:
+                return None
+            columns.append(column)
+        return Rows(self.features, list(zip(*columns, strict=True)))
 
     def columns(self, columns: dict[str, list[Any]], count: int) -> Rows:
         """V2 tensors as columns of equal length, already matched to feature names."""

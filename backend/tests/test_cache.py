@@ -171,16 +171,20 @@ def near_hits(client: TestClient) -> float:
 def test_a_repeated_row_is_answered_from_memory_until_redis_goes_away(
     client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
-    predict(client, rows[:1])
+    predict(client, rows[:1])  # computed: into Redis only, as most rows are never seen again
     time.sleep(0.1)
+    mget_first = command_calls(redis, "mget")
+    seen_twice = predict(client, rows[:1])  # found in Redis: now copied into memory as well
     mget_before = command_calls(redis, "mget")
     again = [predict(client, rows[:1]) for _ in range(5)]
     mget_after = command_calls(redis, "mget")
-    partly = predict(client, rows[:2])  # one row from memory, one from Redis
+    partly = predict(client, rows[:2])  # one row from memory, one computed
     redis.stop()
     time.sleep(0.1)  # the replica sees its watch connection close
     down = predict(client, rows[:1])
 
+    assert seen_twice[0] == "HIT"
+    assert mget_before == mget_first + 1
     assert {status for status, _ in again} == {"HIT"}
     assert mget_after == mget_before  # Redis was not asked
     assert near_hits(client) == 5 + 1
