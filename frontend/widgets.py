@@ -72,8 +72,11 @@ def proba_chart(probabilities: dict[str, float]) -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def answer_facts(version: str, cache: str, latency_ms: float) -> None:
-    left, middle, right = st.columns(3)
-    left.metric("Model version", version)
-    middle.metric("Cache (X-Cache)", cache)
-    right.metric("Round trip", f"{latency_ms:.1f} ms")
+def answer_facts(version: str, cache: str, latency_ms: float, engine: str | None = None) -> None:
+    """`engine`: the runtime that serves the version (onnx or joblib), when the API said which."""
+    columns = st.columns(4 if engine else 3)
+    columns[0].metric("Model version", version)
+    columns[1].metric("Cache (X-Cache)", cache)
+    columns[2].metric("Round trip", f"{latency_ms:.1f} ms")
+    if engine:
+        columns[3].metric("Runtime", engine)

@@ -44,6 +44,7 @@ def test_predict_page_shows_a_prediction_from_the_form(ui_env: NativeStack) -> N
     assert metrics["Model version"] == "1"
     assert metrics["Cache (X-Cache)"] in {"MISS", "HIT"}
     assert metrics["Round trip"].endswith(" ms")
+    assert metrics["Runtime"] == "onnx"  # the demo pipeline converts, so onnxruntime serves it
 
 
 def test_api_validation_errors_reach_the_page_in_the_apis_words(ui_env: NativeStack) -> None:

@@ -30,7 +30,9 @@ if submitted:
         st.stop()
     body = answer.body
     st.subheader(f"Prediction: {body['predictions'][0]}")
-    widgets.answer_facts(body["model_version"], answer.headers.get("X-Cache", "?"), answer.latency_ms)
+    widgets.answer_facts(
+        body["model_version"], answer.headers.get("X-Cache", "?"), answer.latency_ms, manifest.get("engine")
+    )
     if body.get("probabilities"):
         st.caption("Probability per class")
         widgets.proba_chart(body["probabilities"][0])
