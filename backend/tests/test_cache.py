@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,3 +193,27 @@ def test_a_repeated_row_is_answered_from_memory_until_redis_goes_away(
     assert partly[0] == "PARTIAL"
     assert down[0] == "BYPASS"  # the copy is not used while Redis is down
     assert down[1]["probabilities"] == again[0][1]["probabilities"]
+
+
+@pytest.mark.faults
+def test_a_hung_redis_stops_the_copies_within_two_pings(
+    client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
+) -> None:
+    assert redis.process is not None
+    predict(client, rows[:1])
+    time.sleep(0.1)
+    predict(client, rows[:1])  # seen twice: copied into memory
+    from_memory = predict(client, rows[:1])
+    os.kill(redis.process.pid, signal.SIGSTOP)  # alive but silent: no closed connection to notice
+    try:
+        time.sleep(2.5)  # a PING every second, answered within one
+        started = time.monotonic()
+        hung = predict(client, rows[:1])
+        took_s = time.monotonic() - started
+    finally:
+        os.kill(redis.process.pid, signal.SIGCONT)
+
+    assert from_memory[0] == "HIT"
+    assert hung[0] == "BYPASS"
+    assert took_s < 0.5
+    assert hung[1]["predictions"] == from_memory[1]["predictions"]
