@@ -65,13 +65,20 @@ class Metrics:
             registry=self.registry,
         )
         self._recent: deque[tuple[float, float, int, str]] = deque(maxlen=RECENT_MAX)
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """The labelled counter and histogram per (route, model, status): labels() locks and builds a key
+        on every call, a tenth of a cheap request's time."""
         self._cache = Tally[str]()
         self._totals = Tally[str]()
         self.started_at = time.time()
 
     def observe(self, route: str, model: str, status: int, seconds: float, version: str) -> None:
-        self.requests.labels(route, model, str(status)).inc()
-        self.latency.labels(route, model).observe(seconds)
+        series = self._series.get((route, model, status))
+        if series is None:
+            series = self.requests.labels(route, model, str(status)), self.latency.labels(route, model)
+            self._series[(route, model, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
         self._totals["requests"] += 1
         self._totals["errors"] += status >= 500
         if version:
