@@ -83,7 +83,7 @@ class Recommender:
             return self.factors @ user
         if self.kind == "itemknn":
             assert self.neighbours is not None
-            return np.asarray(self.neighbours[indexes].T @ weights).ravel()  # sparse.T @ dense: dense
+            return _weighted_rows(self.neighbours, indexes, weights)
         return self.popularity.astype(np.float64)
 
     def recommend(
@@ -122,6 +122,16 @@ class Recommender:
             return Ranked([], [], source)
         best = top_k(scores, k)
         return Ranked(self.item_ids[best].tolist(), [round(float(s), 6) for s in scores[best]], source)
+
+
+def _weighted_rows(matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted sum of a few rows of a CSR matrix, dense: `matrix[rows].T @ weights`, from the CSR
+    arrays themselves. scipy's fancy indexing cost 100-150 µs per request, more than the rest of it."""
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    spans = [np.arange(start, end) for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+    taken = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+    values = matrix.data[taken] * np.repeat(weights, ends - starts)
+    return np.bincount(matrix.indices[taken], weights=values, minlength=matrix.shape[1]).astype(np.float64)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
