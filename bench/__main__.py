@@ -90,7 +90,7 @@ def measure(
 ) -> list[report.Result]:
     results = []
     offset = 0
-    for config, group in plan.by_config(cells).items():
+    for config, group in plan.by_stack(cells):
         print(
             f"bench: starting a stack with {config.label}, ONNX {'allowed' if config.onnx else 'off'}",
             file=sys.stderr,

@@ -63,10 +63,17 @@ class Lookup:
 
     def __init__(self, results: list[Result]) -> None:
         # a peer's cell carries the main config too (it is unused there): never mistake one for ours
-        self._by = {(r.cell.config, r.cell.load, r.cell.connections): r for r in results if not r.cell.peer}
+        self._by: dict[tuple[str | None, Config, str, int], Result] = {}
+        for r in results:
+            if not r.cell.peer:
+                key = (r.cell.config, r.cell.load, r.cell.connections)
+                self._by.setdefault((None, *key), r)  # any section: the first measured (load comes first)
+                self._by.setdefault((r.cell.section, *key), r)
 
-    def __call__(self, load: str, config: Config, connections: int = REFERENCE_CONNECTIONS) -> Result | None:
-        return self._by.get((config, load, connections))
+    def __call__(
+        self, load: str, config: Config, connections: int = REFERENCE_CONNECTIONS, section: str | None = None
+    ) -> Result | None:
+        return self._by.get((section, config, load, connections))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -79,8 +86,13 @@ def ratios(
     """(what, measured ratio, target) for each ratio the issue names, at 16 connections."""
     find, base = Lookup(results), reference(results)
 
-    def get(load: str, config: Config = base) -> Result | None:
-        return find(load, config)
+    def get(load: str, config: Config = base, section: str | None = None) -> Result | None:
+        return find(load, config, section=section)
+
+    def scaled(replicas: int) -> float | None:
+        """Misses with that many replicas, from the replicas section (its cells run one after another)."""
+        config = Config(replicas, base.batching, base.onnx)
+        return rate(get("miss1", config, "replicas") or get("miss1", config))
 
     rate: Callable[[Result | None], float | None] = lambda r: r.figures.rate if r else None  # noqa: E731
     p99: Callable[[Result | None], float | None] = lambda r: r.figures.p99_ms if r else None  # noqa: E731
@@ -116,12 +128,12 @@ def ratios(
         ),
         (
             "2 replicas ÷ 1: req/s (misses)",
-            _ratio(rate(get("miss1", Config(2, True, True))), rate(get("miss1", Config(1, True, True)))),
+            _ratio(scaled(2), scaled(1)),
             "≥ 1 (no loss)",
         ),
         (
             "4 replicas ÷ 2: req/s (misses)",
-            _ratio(rate(get("miss1", Config(4, True, True))), rate(miss)),
+            _ratio(scaled(4), scaled(2)),
             "(shown)",
         ),
         ("recommendations ÷ 1-row misses: req/s", _ratio(rate(get("rec")), rate(miss)), "≥ 0.5"),

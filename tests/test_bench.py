@@ -65,3 +65,22 @@ def test_ratios_compare_our_cells_never_a_peers() -> None:
 
     assert found["cache misses, 1 row: req/s ÷ ceiling route's"] == 0.5
     assert found["cache misses, 1 row: req/s ÷ best peer's (BentoML)"] == 10.0
+
+
+def test_the_scaling_ratio_compares_the_replicas_sections_own_cells() -> None:
+    from bench import plan, report
+    from bench.stacks import Config
+    from bench.wrk import Figures
+
+    def result(section: str, replicas: int, rate: float) -> report.Result:
+        figures = Figures(requests=int(rate), seconds=1.0, errors=0, p50_ms=1, p95_ms=2, p99_ms=4)
+        return report.Result(plan.Cell(section, Config(replicas=replicas), "miss1", 16), figures, "x")
+
+    results = [result("load", 2, 3000), result("replicas", 1, 3200), result("replicas", 2, 3600)]
+    found = {what: value for what, value, _ in report.ratios(results, {}, cores=2)}
+    stacks = [(config.replicas, {c.section for c in cells}) for config, cells in plan.by_stack(plan.full())]
+
+    assert found["2 replicas ÷ 1: req/s (misses)"] == 3600 / 3200
+    assert found["cache misses, 1 row: req/s ÷ ceiling route's"] is None  # no ceiling cell here
+    assert stacks[0] == (2, {"load"})
+    assert [n for n, sections in stacks if sections == {"replicas"}] == [1, 2, 4]
