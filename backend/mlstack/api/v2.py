@@ -13,6 +13,8 @@ from mlstack.api.lean_route import LeanRoute
 from mlstack.api.v2_codec import decode_columns, encode_response, model_metadata, parse_request
 from mlstack.deps import InferenceDep, RegistryDep
 from mlstack.errors import ModelNotReady
+from mlstack.inference import Inference
+from mlstack.registry import Registry
 from mlstack.schemas.v2 import InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
 
 router = APIRouter(tags=["v2"], route_class=LeanRoute)
@@ -42,28 +44,55 @@ async def ready(registry: RegistryDep) -> Response:
     return json_response({"ready": True})
 
 
+# One handler per route, current and pinned: a `version: str | None` shared by both became a stray
+# `?version=` query parameter on the unpinned route, and kept it from LeanRoute's direct call.
 @router.get("/v2/models/{model:model}", response_model=ModelMetadata)
-@router.get("/v2/models/{model:model}/versions/{version:version}", response_model=ModelMetadata)
-async def metadata(model: str, registry: RegistryDep, version: str | None = None) -> Response:
+async def metadata(model: str, registry: RegistryDep) -> Response:
     """Inputs (one tensor per feature, shape [-1]) and outputs (predictions, probabilities [-1, C])."""
+    return await _metadata(registry, model, None)
+
+
+@router.get("/v2/models/{model:model}/versions/{version:version}", response_model=ModelMetadata)
+async def version_metadata(model: str, version: str, registry: RegistryDep) -> Response:
+    """The metadata of a pinned version."""
+    return await _metadata(registry, model, version)
+
+
+async def _metadata(registry: Registry, model: str, version: str | None) -> Response:
     loaded = await registry.get(model, version)
     return json_response(model_metadata(loaded, registry.store.versions(model)))
 
 
 @router.get("/v2/models/{model:model}/ready")
+async def model_ready(model: str, registry: RegistryDep) -> Response:
+    """200 when the model is loaded and verified; 404 unknown; 503 not loaded."""
+    return await _ready(registry, model, None)
+
+
 @router.get("/v2/models/{model:model}/versions/{version:version}/ready")
-async def model_ready(model: str, registry: RegistryDep, version: str | None = None) -> Response:
-    """200 when the model (version) is loaded and verified; 404 unknown; 503 not loaded."""
+async def version_ready(model: str, version: str, registry: RegistryDep) -> Response:
+    """200 when the version is loaded and verified; 404 unknown; 503 not loaded."""
+    return await _ready(registry, model, version)
+
+
+async def _ready(registry: Registry, model: str, version: str | None) -> Response:
     loaded = await registry.get(model, version)
     return json_response({"name": model, "version": loaded.version, "ready": True})
 
 
 @router.post("/v2/models/{model:model}/infer", **INFER_DOC)
-@router.post("/v2/models/{model:model}/versions/{version:version}/infer", **INFER_DOC)
-async def infer(
-    model: str, request: Request, inference: InferenceDep, version: str | None = None
-) -> Response:
+async def infer(model: str, request: Request, inference: InferenceDep) -> Response:
     """V2 inference on a table: one input tensor per feature; the request `id` is echoed."""
+    return await _infer(inference, request, model, None)
+
+
+@router.post("/v2/models/{model:model}/versions/{version:version}/infer", **INFER_DOC)
+async def infer_version(model: str, version: str, request: Request, inference: InferenceDep) -> Response:
+    """V2 inference with a pinned version, whatever is current."""
+    return await _infer(inference, request, model, version)
+
+
+async def _infer(inference: Inference, request: Request, model: str, version: str | None) -> Response:
     body = parse_request(await json_object(request))
     loaded = await inference.resolve(model, version)  # decode against the schema of the version that answers
     columns, count = decode_columns(body, loaded.manifest.inputs)
