@@ -262,7 +262,7 @@ class NativeStack:
             "--loop",
             "uvloop",
             "--http",
-            "httptools",
+            "mlstack.http_protocol:HttpToolsProtocol",
             "--timeout-graceful-shutdown",
             "10",
         ]

@@ -59,6 +59,10 @@ def running_replica(store_dir: Path, log: Path, **settings: str) -> Iterator[str
         "--no-access-log",
         "--timeout-keep-alive",
         "75",
+        "--loop",
+        "uvloop",
+        "--http",
+        "mlstack.http_protocol:HttpToolsProtocol",  # as the stack and the image run it
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
