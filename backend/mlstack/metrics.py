@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 WINDOW_S = 60.0
@@ -136,33 +135,3 @@ def _figures(items: list[tuple[float, int]], window_s: float) -> dict[str, Any]:
         "error_ratio": round(errors / len(items), 4),
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
     }
-
-
-class MetricsMiddleware:
-    """Times every request and labels it by route template, model and status (never by raw path)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        seen: dict[str, Any] = {"status": 500, "version": ""}
-
-        async def send_and_note(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"x-model-version":
-                        seen["version"] = value.decode()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            model = scope.get("path_params", {}).get("model", "")
-            self.metrics.observe(route, model, seen["status"], time.perf_counter() - started, seen["version"])

@@ -58,6 +58,7 @@ def test_gateway_token_is_required_except_for_health(trained_store: Path, tmp_pa
         200,
     )
     assert without.json() == {"error": "requests must come through the gateway"}
+    assert len(without.headers["X-Request-ID"]) == 32  # a refused request has an id for the logs too
 
 
 def test_request_id_is_kept_or_made(replica_url: str) -> None:
