@@ -106,15 +106,12 @@ class OnnxRuntime:
 
 
 def onnx_feed(rows: Rows) -> dict[str, np.ndarray]:
-    """One [N, 1] array per feature, straight from the row tuples."""
+    """One [N, 1] array per feature, straight from the row tuples (numpy turns None into NaN for floats)."""
     feed = {}
-    for i, feature in enumerate(rows.features):
-        column = rows.column(i)
+    for feature, column in zip(rows.features, rows.columns(), strict=True):
         if feature.type == "string":
             values = [ONNX_MISSING if v is None else ONNX_UNKNOWN if v == ONNX_MISSING else v for v in column]
             feed[feature.name] = np.array(values, dtype=object).reshape(-1, 1)
         else:
-            feed[feature.name] = np.array(
-                [np.nan if v is None else v for v in column], dtype=np.float32
-            ).reshape(-1, 1)
+            feed[feature.name] = np.array(column, dtype=np.float32).reshape(-1, 1)
     return feed
