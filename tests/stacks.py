@@ -83,8 +83,21 @@ def gateway_entries(stack: NativeStack) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def gateway_entries_of(
+    stack: NativeStack, prefix: str, count: int, timeout_s: float = 5.0
+) -> list[dict[str, Any]]:
+    """The log lines of requests whose id starts with prefix, once there are `count` of them (nginx
+    buffers its access log and writes it at least every second), or what there is at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [e for e in gateway_entries(stack) if e["request_id"].startswith(prefix)]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def gateway_entry(stack: NativeStack, request_id: str, timeout_s: float = 3.0) -> dict[str, Any]:
-    """The log line of one request; nginx writes it just after the response, so wait for it briefly."""
+    """The log line of one request; nginx writes its buffered log at least every second, so wait."""
     deadline = time.monotonic() + timeout_s
     while True:
         found = [e for e in gateway_entries(stack) if e["request_id"] == request_id]

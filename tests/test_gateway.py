@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from stack.native import NativeStack
-from stacks import gateway_entries, gateway_entry, predict, running_stack
+from stacks import gateway_entries_of, gateway_entry, predict, running_stack
 
 pytestmark = pytest.mark.stack
 
@@ -131,9 +131,7 @@ def test_predictions_are_spread_over_every_replica(stack: NativeStack, churn_row
             )
             assert response.status_code == 200
 
-    upstreams = Counter(
-        e["upstream_addr"] for e in gateway_entries(stack) if e["request_id"].startswith("spread-")
-    )
+    upstreams = Counter(e["upstream_addr"] for e in gateway_entries_of(stack, "spread-", 300))
     replica_addresses = {f"127.0.0.1:{replica.port}" for replica in stack.replicas}
     assert set(upstreams) == replica_addresses
     assert min(upstreams.values()) >= 100
