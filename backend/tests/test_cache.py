@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis as RedisClient
 
-from mlstack.cache import PredictionCache
+from mlstack.cache import MAX_KEYS_PER_WRITE, PredictionCache
 from mlstack.cli import main as cli
 from mlstack.main import create_app
 from mlstack.settings import Settings
@@ -161,6 +161,56 @@ def test_concurrent_lookups_share_one_mget_and_writes_one_script_call(
     assert found[2:] == [[None] * 3] * 6
     assert again == found[:2]
     assert 0 < RedisClient.from_url(redis.url).ttl(keys[0][0]) <= 120
+
+
+def test_big_writes_go_in_short_script_calls(store_dir: Path, redis: RedisServer) -> None:
+    """Every lookup waits behind a running script: no write may hold Redis for long."""
+    settings = Settings(store_dir=store_dir, redis_url=redis.url)
+    items = [(f"mlstack:pred:test:big:{row}", {"l": row}) for row in range(MAX_KEYS_PER_WRITE * 3 + 1)]
+
+    async def scenario() -> list[Any] | None:
+        cache = PredictionCache(settings)
+        cache.put_many(items)
+        await asyncio.sleep(0.5)
+        found = await cache.get_many([key for key, _ in items], near=False)
+        await cache.close()
+        return found
+
+    found = asyncio.run(scenario())
+
+    assert command_calls(redis, "evalsha") == 4
+    assert found is not None
+    assert [entry and entry["l"] for entry in found] == list(range(len(items)))
+
+
+def test_a_write_that_times_out_costs_its_rows_not_the_lookups(store_dir: Path, redis: RedisServer) -> None:
+    """Under load a write can be slow; the rows go uncached, and Redis stays in use for lookups."""
+    assert redis.process is not None
+    pid = redis.process.pid
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=50, cache_retry_after_s=30)
+
+    async def scenario() -> tuple[bool, list[Any] | None, list[Any] | None]:
+        cache = PredictionCache(settings)
+        await cache.get_many(["mlstack:pred:test:warm"], near=False)  # the connection is open
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            cache.put_many([("mlstack:pred:test:slow", {"l": 1})])
+            await asyncio.sleep(0.3)  # the write times out meanwhile
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        available = cache.available
+        lost = await cache.get_many(["mlstack:pred:test:slow"], near=False)
+        cache.put_many([("mlstack:pred:test:later", {"l": 2})])
+        await asyncio.sleep(0.2)
+        later = await cache.get_many(["mlstack:pred:test:later"], near=False)
+        await cache.close()
+        return available, lost, later
+
+    available, lost, later = asyncio.run(scenario())
+
+    assert available  # not bypassed for the 30 s a failure would cost
+    assert lost == [None]
+    assert later == [{"l": 2}]
 
 
 def near_hits(client: TestClient) -> float:
