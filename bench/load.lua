@@ -1,10 +1,25 @@
 -- wrk script for the benchmark: one request shape, optional unique rows, figures as one JSON line.
 -- Arguments after `--`: method, body file ("-" for none), key, counter base, item file ("-" for none).
--- Every "__N__" in the body becomes a number unique to this request, so rows miss the cache; every
--- "__I__" a catalogue item drawn at random from the item file (one id per line).
+-- Every "__N__" in the body becomes a number unique to this request and row, so rows miss the cache;
+-- every "__I__" a catalogue item drawn at random from the item file (one id per line).
 local method, body_file, key, base = "GET", "-", "", 0
-local template, varying, counter = nil, false, 0
+local template, counter = nil, 0
+local parts, suffixes = nil, {}
 local items = {}
+
+-- The template cut around each quoted "__N__": a request's body is the pieces joined with its numbers.
+local function split(text, separator)
+  local out, start = {}, 1
+  while true do
+    local i, j = text:find(separator, start, true)
+    if not i then
+      out[#out + 1] = text:sub(start)
+      return out
+    end
+    out[#out + 1] = text:sub(start, i - 1)
+    start = j + 1
+  end
+end
 
 function init(args)
   method = args[1] or method
@@ -15,7 +30,11 @@ function init(args)
     local fh = assert(io.open(body_file, "r"))
     template = fh:read("*a")
     fh:close()
-    varying = template:find("__N__", 1, true) ~= nil
+    if template:find('"__N__"', 1, true) then
+      parts = split(template, '"__N__"')
+      local width = #tostring(#parts - 1)
+      for i = 1, #parts - 1 do suffixes[i] = string.format("%0" .. width .. "d", i) end
+    end
   end
   if args[5] and args[5] ~= "-" then
     for line in io.lines(args[5]) do
@@ -27,9 +46,19 @@ function init(args)
   if template then wrk.headers["Content-Type"] = "application/json" end
 end
 
-local function unique()
+-- The request's counter followed by the row's fixed-width index: one number formatted per request, not
+-- per row (formatting 100 numbers per request in Lua cost wrk an eighth of the two cores).
+local function varied()
   counter = counter + 1
-  return string.format("%.5f", 1000 + ((base + counter) % 1000000000) / 100000)
+  local number = tostring(1 + (base + counter) % 1000000000)
+  local pieces = {}
+  for i = 1, #parts - 1 do
+    pieces[#pieces + 1] = parts[i]
+    pieces[#pieces + 1] = number
+    pieces[#pieces + 1] = suffixes[i]
+  end
+  pieces[#pieces + 1] = parts[#parts]
+  return table.concat(pieces)
 end
 
 local function item()
@@ -38,7 +67,7 @@ end
 
 function request()
   local body = template
-  if varying then body = body:gsub('"__N__"', unique) end
+  if parts then body = varied() end
   if #items > 0 then body = body:gsub('"__I__"', item) end
   return wrk.format(method, nil, nil, body)
 end
