@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, plan, report, wrk
-from bench.stacks import engine, get_json, running
+from bench.stacks import bypassed, cache_rows, engine, get_json, running
 from stack.procs import PINNED_THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +113,9 @@ def measure(
                     body, items = bodies.write_recommendation(
                         out / "bodies", [i["item_id"] for i in catalogue]
                     )
+                before = cache_rows(stack)
                 figures = wrk.run(url, key, cell.connections, duration, body, base=offset, items=items)
-                results.append(report.Result(cell, figures, served))
+                results.append(report.Result(cell, figures, served, bypassed(before, cache_rows(stack))))
                 print(
                     f"bench: {config.label}, {cell.load} at {cell.connections}: {figures.rate:,.0f} req/s",
                     file=sys.stderr,
@@ -182,6 +183,7 @@ def raw(results: list[report.Result], limits: dict[str, dict[str, Any]], machine
                 **asdict(r.figures),
                 "rate": r.figures.rate,
                 "rows_per_s": r.rows_per_s,
+                "cache_bypassed": r.bypassed,
             }
             for r in results
         ],

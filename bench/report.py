@@ -17,6 +17,8 @@ class Result:
     cell: Cell
     figures: Figures
     engine: str
+    bypassed: float | None = None
+    """The share of predicted rows that went without the cache (Redis slow or down): None when unknown."""
 
     @property
     def rows_per_s(self) -> float:
@@ -26,15 +28,17 @@ class Result:
 def table(results: list[Result]) -> str:
     lines = [
         "| section | stack | runtime | load | connections | req/s | rows/s | p50 ms | p95 ms | p99 ms "
-        "| errors |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| errors | cache bypassed |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         f, c = r.figures, r.cell
         rows = f"{r.rows_per_s:,.0f}" if ROWS[c.load] else ""
+        bypassed = "" if r.bypassed is None else f"{r.bypassed:.0%}"
         lines.append(
             f"| {c.section} | {c.peer or c.config.label} | {r.engine} | {LOADS[c.load]} | {c.connections} | "
-            f"{f.rate:,.0f} | {rows} | {f.p50_ms:.1f} | {f.p95_ms:.1f} | {f.p99_ms:.1f} | {f.errors} |"
+            f"{f.rate:,.0f} | {rows} | {f.p50_ms:.1f} | {f.p95_ms:.1f} | {f.p99_ms:.1f} | {f.errors} "
+            f"| {bypassed} |"
         )
     return "\n".join(lines)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import tempfile
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from stack.keys import demo_keys
 from stack.native import NativeStack, StackOptions
@@ -60,6 +63,30 @@ def get_json(stack: NativeStack, path: str) -> Any:
     request = urllib.request.Request(stack.gateway_url + path, headers={"X-API-Key": stack.key("predict")})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+def cache_rows(stack: NativeStack) -> Counter[str]:
+    """Rows each replica looked up in the cache so far, by result (hit, miss, bypass), summed."""
+    total: Counter[str] = Counter()
+    for replica in stack.replicas:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{replica.port}/metrics", headers={"X-Gateway-Token": stack.token}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == "mlstack_cache_rows":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        total[sample.labels["result"]] += int(sample.value)
+    return total
+
+
+def bypassed(before: Counter[str], after: Counter[str]) -> float | None:
+    """The share of rows that went without the cache between two readings (None: no rows)."""
+    change = after - before
+    rows = sum(change.values())
+    return change["bypass"] / rows if rows else None
 
 
 def engine(manifest: dict[str, Any]) -> str:

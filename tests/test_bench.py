@@ -24,11 +24,13 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
 
     assert run.returncode == 0, run.stderr[-3000:]
     for load in ("GET /v2 \\(no model work\\)", "1 row, cache miss"):
-        assert re.search(rf"\| {load} \| 16 \| [0-9][0-9,]* \|[^\n]*\| 0 \|\n", run.stdout), run.stdout
+        line = rf"\| {load} \| 16 \| [0-9][0-9,]* \|[^\n]*\| 0 \| (0%)? \|\n"  # no errors, nothing bypassed
+        assert re.search(line, run.stdout), run.stdout
     assert re.search(r"\| cache misses, 1 row: req/s ÷ ceiling route's \| [0-9]+\.[0-9]{2} \|", run.stdout)
     cells = json.loads((tmp_path / "results.json").read_text())["cells"]
     assert [c["load"] for c in cells] == ["ceiling", "miss1"]
     assert all(c["requests"] > 0 and c["errors"] == 0 for c in cells)
+    assert [c["cache_bypassed"] for c in cells] == [None, 0.0]  # the misses were looked up and written
     assert (tmp_path / "latency_vs_connections.png").stat().st_size > 0
     assert (tmp_path / "report.md").read_text().strip() in run.stdout
 
