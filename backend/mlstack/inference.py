@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlstack.batching import Batcher
-from mlstack.cache import Entry, PredictionCache, cache_status, row_key
+from mlstack.cache import Entry, PredictionCache, cache_status, row_keys
 from mlstack.metrics import Metrics
 from mlstack.recommend_runtime import is_recommender
 from mlstack.recommendations import Recommendations
@@ -101,9 +101,7 @@ class Inference:
 
     async def _answer(self, loaded: Loaded, rows: Rows) -> Result:
         manifest = loaded.manifest
-        keys = [
-            row_key(manifest.model, manifest.version, manifest.artifact.sha256, row) for row in rows.values
-        ]
+        keys = row_keys(manifest.model, manifest.version, manifest.artifact.sha256, rows.values)
         cached = await self.cache.get_many(keys)
         entries: list[Entry | None] = cached if cached is not None else [None] * len(rows)
         misses = [i for i, entry in enumerate(entries) if entry is None]

@@ -49,7 +49,9 @@ def _number_column(nullable: bool) -> ColumnChecker:
         types = set(map(type, values))
         if types <= plain:
             return values
-        if types <= convertible:  # orjson's integers are 64-bit: float() never overflows here
+        if types == {int}:  # orjson's integers are 64-bit: float() never overflows here
+            return list(map(float, values))
+        if types <= convertible:
             return [float(v) if type(v) is int else v for v in values]
         return None
 
@@ -178,10 +180,14 @@ class Validator:
     def _by_columns(self, instances: list[Any]) -> Rows | None:
         """The rows, if every value passes; None at the first doubt, and the row-by-row checks then
         name the first bad field exactly as they do for a single row."""
-        names = self._name_set
-        if self._in_order is None or not all(type(row) is dict and row.keys() == names for row in instances):
+        if self._in_order is None or set(map(type, instances)) != {dict}:
             return None
-        rows = list(map(self._in_order, instances))  # tuples in schema order, built in C
+        if set(map(len, instances)) != {len(self.names)}:
+            return None
+        try:  # every name present and no more keys than names: exactly the schema's keys
+            rows = list(map(self._in_order, instances))  # tuples in schema order, built in C
+        except KeyError:
+            return None
         columns, converted = [], False
         for column, check in zip(zip(*rows, strict=True), self._column_checkers, strict=True):
             checked = check(column)

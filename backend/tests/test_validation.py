@@ -85,3 +85,14 @@ def test_a_row_with_a_missing_or_unknown_feature_is_named() -> None:
 
     with pytest.raises(BadInput, match=r"instances\[9\]\.flag"):
         validator().rows(rows)
+
+
+def test_a_row_with_one_feature_swapped_for_an_unknown_one_is_named() -> None:
+    """As many keys as the schema has names, but not the same ones: still caught, still named."""
+    rng = random.Random(9)
+    rows = [random_row(rng) for _ in range(COLUMNS_FROM_ROWS * 2)]
+    swapped = {k: v for k, v in rows[11].items() if k != "flag"}
+    rows[11] = {**swapped, "flags": True}
+
+    with pytest.raises(BadInput, match=r"instances\[11\]\.flags.*unknown feature"):
+        validator().rows(rows)
