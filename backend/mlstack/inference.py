@@ -119,7 +119,7 @@ class Inference:
 
     async def _compute(self, loaded: Loaded, rows: Rows) -> list[Entry]:
         prediction = await self._batcher.predict(loaded.runtime, rows)  # cache hits never get here
-        self.metrics.predicted_rows.labels(loaded.manifest.model, loaded.version).inc(len(rows))
+        self.metrics.count_predicted(loaded.manifest.model, loaded.version, len(rows))
         if prediction.probabilities is None:
             return [{"l": label} for label in prediction.labels]
         return [{"l": lb, "p": p} for lb, p in zip(prediction.labels, prediction.probabilities, strict=True)]

@@ -84,7 +84,7 @@ class Recommendations:
             # with every other request's) cost more, and made the p99 ten times the median
             inline = len(work) <= INLINE_MAX_QUERIES
             computed = _compute(runtime, work) if inline else await asyncio.to_thread(_compute, runtime, work)
-            self.metrics.predicted_rows.labels(loaded.manifest.model, loaded.version).inc(len(misses))
+            self.metrics.count_predicted(loaded.manifest.model, loaded.version, len(misses))
             for i, entry in zip(misses, computed, strict=True):
                 entries[i] = entry
             if cached is not None:

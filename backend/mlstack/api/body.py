@@ -9,16 +9,19 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from mlstack.errors import MalformedRequest, UnsupportedMediaType
+from mlstack.observability import header
 
 JSON_TYPES = ("application/json", "")  # no Content-Type at all is taken as JSON: tritonclient sends none
+UNSUPPORTED_HEADERS = frozenset({b"content-encoding", b"inference-header-content-length"})
 
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a dict. orjson refuses NaN, Infinity and numbers that overflow a double, so none get in."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    scope = request.scope
+    media_type = header(scope, b"content-type").decode("latin-1").split(";")[0].strip().lower()
     if media_type not in JSON_TYPES:
         raise UnsupportedMediaType(f"Content-Type must be application/json, not '{media_type[:60]}'")
-    if "content-encoding" in request.headers or "inference-header-content-length" in request.headers:
+    if any(name in UNSUPPORTED_HEADERS for name, _ in scope["headers"]):
         raise UnsupportedMediaType(
             "compressed bodies and binary tensor data are not supported; send plain JSON"
         )
