@@ -9,18 +9,22 @@ With --peers (make bench PEERS=1), BentoML, MLServer and LitServe get the same l
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import bodies, plan, report, wrk
-from bench.stacks import bypassed, cache_rows, engine, get_json, running
+from bench.stacks import Config, bypassed, cache_rows, engine, get_json, running
+from stack.native import NativeStack
 from stack.procs import PINNED_THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,39 +92,85 @@ def inprocess(store_dir: Path, model: str, seconds: float) -> dict[str, dict[str
 def measure(
     cells: list[plan.Cell], store_dir: Path, model: str, duration: float, out: Path, warmup_s: float
 ) -> list[report.Result]:
-    results = []
-    offset = 0
-    for config, group in plan.by_stack(cells):
+    load = Loader(store_dir, model, duration, out, warmup_s)
+    results: list[report.Result] = []
+    for section, groups in itertools.groupby(plan.by_stack(cells), key=lambda group: group[1][0].section):
+        stacks = list(groups)
+        if section in plan.INTERLEAVED:
+            results += load.interleaved(stacks, plan.ROUNDS)
+            continue
+        for config, group in stacks:
+            with load.started(config) as target:
+                results += [load.cell(target, cell) for cell in group]
+    return results
+
+
+@dataclass
+class Target:
+    """A running stack, ready for load: its bodies, its key and the runtime that serves."""
+
+    stack: NativeStack
+    config: Config
+    files: dict[str, Path]
+    key: str
+    served: str
+
+
+class Loader:
+    """Runs cells against stacks it starts; every cell varies its rows in a range of its own."""
+
+    def __init__(self, store_dir: Path, model: str, duration: float, out: Path, warmup_s: float) -> None:
+        self.store_dir, self.model, self.duration = store_dir, model, duration
+        self.out, self.warmup_s = out, warmup_s
+        self._offset = 0
+
+    @contextmanager
+    def started(self, config: Config) -> Iterator[Target]:
+        onnx = "allowed" if config.onnx else "off"
+        print(f"bench: starting a stack with {config.label}, ONNX {onnx}", file=sys.stderr)
+        with running(config, self.store_dir) as stack:
+            manifest = get_json(stack, f"/v1/models/{self.model}")
+            files = bodies.write(self.out / "bodies", manifest["inputs"])
+            target = Target(stack, config, files, stack.key("predict"), engine(manifest))
+            if self.warmup_s:
+                url = self._predict_url(target)
+                wrk.run(url, target.key, 16, self.warmup_s, files["miss1"], base=900_000_000)
+            yield target
+
+    def _predict_url(self, target: Target) -> str:
+        return f"{target.stack.gateway_url}/v1/models/{self.model}:predict"
+
+    def cell(self, target: Target, cell: plan.Cell) -> report.Result:
+        self._offset += 10_000_000  # misses stay misses
+        stack = target.stack
+        url = f"{stack.gateway_url}/v2" if cell.load == "ceiling" else self._predict_url(target)
+        body = None if cell.load == "ceiling" else target.files.get(cell.load)
+        items = None
+        if cell.load == "rec":
+            url = f"{stack.gateway_url}/v1/models/recommend:predict"
+            catalogue = get_json(stack, "/v1/models/recommend")["recommender"]["items"]
+            body, items = bodies.write_recommendation(self.out / "bodies", [i["item_id"] for i in catalogue])
+        before = cache_rows(stack)
+        connections, seconds = cell.connections, self.duration
+        figures = wrk.run(url, target.key, connections, seconds, body, base=self._offset, items=items)
         print(
-            f"bench: starting a stack with {config.label}, ONNX {'allowed' if config.onnx else 'off'}",
+            f"bench: {target.config.label}, {cell.load} at {cell.connections}: {figures.rate:,.0f} req/s",
             file=sys.stderr,
         )
-        with running(config, store_dir) as stack:
-            served = engine(get_json(stack, f"/v1/models/{model}"))
-            files = bodies.write(out / "bodies", get_json(stack, f"/v1/models/{model}")["inputs"])
-            key = stack.key("predict")
-            predict_url = f"{stack.gateway_url}/v1/models/{model}:predict"
-            if warmup_s:
-                wrk.run(predict_url, key, 16, warmup_s, files["miss1"], base=900_000_000)
-            for cell in group:
-                offset += 10_000_000  # every cell varies rows in its own range: misses stay misses
-                url = f"{stack.gateway_url}/v2" if cell.load == "ceiling" else predict_url
-                body = None if cell.load == "ceiling" else files.get(cell.load)
-                items = None
-                if cell.load == "rec":
-                    url = f"{stack.gateway_url}/v1/models/recommend:predict"
-                    catalogue = get_json(stack, "/v1/models/recommend")["recommender"]["items"]
-                    body, items = bodies.write_recommendation(
-                        out / "bodies", [i["item_id"] for i in catalogue]
-                    )
-                before = cache_rows(stack)
-                figures = wrk.run(url, key, cell.connections, duration, body, base=offset, items=items)
-                results.append(report.Result(cell, figures, served, bypassed(before, cache_rows(stack))))
-                print(
-                    f"bench: {config.label}, {cell.load} at {cell.connections}: {figures.rate:,.0f} req/s",
-                    file=sys.stderr,
-                )
-    return results
+        return report.Result(cell, figures, target.served, bypassed(before, cache_rows(stack)))
+
+    def interleaved(self, stacks: list[tuple[Config, list[plan.Cell]]], rounds: int) -> list[report.Result]:
+        """All the stacks at once, their cells in rounds, in order then in reverse (1 2 4 4 2 1 ...): a
+        machine that drifts over minutes weighs on every stack alike. Each cell's figures are the rounds'
+        together (requests over seconds; percentiles their mean)."""
+        with ExitStack() as running_stacks:
+            targets = [(running_stacks.enter_context(self.started(c)), group) for c, group in stacks]
+            measured: dict[plan.Cell, list[report.Result]] = {}
+            for round_ in range(rounds):
+                for target, group in targets if round_ % 2 == 0 else targets[::-1]:
+                    for cell in group:
+                        measured.setdefault(cell, []).append(self.cell(target, cell))
+        return [report.combined(found) for found in measured.values()]
 
 
 def peers(store_dir: Path, model: str, duration: float, out: Path) -> list[report.Result]:

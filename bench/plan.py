@@ -16,6 +16,9 @@ LOADS = {
 ROWS = {"ceiling": 0, "miss1": 1, "hit1": 1, "batch100": 100, "rec": 1}
 MAIN = Config(replicas=2, batching=True, onnx=True)
 REFERENCE_CONNECTIONS = 16  # the issue's targets are at 16 connections
+INTERLEAVED = frozenset({"replicas"})
+"""Sections whose stacks run side by side, their cells taken in turns (the scaling ratios compare them)."""
+ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,8 @@ def full(connections: tuple[int, ...] = (1, 16, 64), replicas: tuple[int, ...] =
         cells += [Cell("batching and runtime", config, "miss1", c) for c in wide]
         if batching and not onnx:
             cells.append(Cell("batching and runtime", config, "batch100", c16))
-    # The main configuration again, among the others: the scaling ratios compare cells measured minutes
-    # apart, not a quarter of an hour (runs on a shared machine drift by 10-15%, about the margin sought).
+    # The main configuration again, beside the others: the scaling ratios compare stacks measured in turns,
+    # not a quarter of an hour apart (runs on a shared machine drift by 10-30%, more than the margin sought).
     for n in replicas:
         config = Config(n, MAIN.batching, MAIN.onnx)
         cells += [Cell("replicas", config, load, c16) for load in ("ceiling", "miss1", "hit1")]
@@ -50,9 +53,10 @@ PEER_CELLS = [("miss1", 16), ("miss1", 64), ("batch100", 16)]
 
 
 def smoke() -> list[Cell]:
-    """For the test suite: one small stack, two short cells."""
+    """For the test suite: one small stack, two short cells; then 1 and 2 replicas in turns."""
     config = Config(replicas=1, batching=True, onnx=True)
-    return [Cell("load", config, "ceiling", 16), Cell("load", config, "miss1", 16)]
+    scaling = [Cell("replicas", Config(n, True, True), "miss1", 16) for n in (1, 2)]
+    return [Cell("load", config, "ceiling", 16), Cell("load", config, "miss1", 16), *scaling]
 
 
 def by_stack(cells: list[Cell]) -> list[tuple[Config, list[Cell]]]:

@@ -25,6 +25,23 @@ class Result:
         return self.figures.rate * ROWS[self.cell.load]
 
 
+def combined(rounds: list[Result]) -> Result:
+    """One cell measured several times, as one: requests over seconds, errors summed, percentiles their
+    mean, the bypassed share over every round that knew it."""
+    first, figures = rounds[0], [r.figures for r in rounds]
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    shares = [r.bypassed for r in rounds if r.bypassed is not None]
+    together = Figures(
+        requests=sum(f.requests for f in figures),
+        seconds=sum(f.seconds for f in figures),
+        errors=sum(f.errors for f in figures),
+        p50_ms=mean([f.p50_ms for f in figures]),
+        p95_ms=mean([f.p95_ms for f in figures]),
+        p99_ms=mean([f.p99_ms for f in figures]),
+    )
+    return Result(first.cell, together, first.engine, mean(shares) if shares else None)
+
+
 def table(results: list[Result]) -> str:
     lines = [
         "| section | stack | runtime | load | connections | req/s | rows/s | p50 ms | p95 ms | p99 ms "

@@ -28,9 +28,17 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
         assert re.search(line, run.stdout), run.stdout
     assert re.search(r"\| cache misses, 1 row: req/s ÷ ceiling route's \| [0-9]+\.[0-9]{2} \|", run.stdout)
     cells = json.loads((tmp_path / "results.json").read_text())["cells"]
-    assert [c["load"] for c in cells] == ["ceiling", "miss1"]
+    assert [(c["section"], c["load"]) for c in cells] == [
+        ("load", "ceiling"),
+        ("load", "miss1"),
+        ("replicas", "miss1"),
+        ("replicas", "miss1"),
+    ]
     assert all(c["requests"] > 0 and c["errors"] == 0 for c in cells)
-    assert [c["cache_bypassed"] for c in cells] == [None, 0.0]  # the misses were looked up and written
+    assert [c["cache_bypassed"] for c in cells] == [None, 0.0, 0.0, 0.0]  # misses looked up and written
+    assert re.search(r"\| 2 replicas ÷ 1: req/s \(misses\) \| [0-9]+\.[0-9]{2} \|", run.stdout)
+    order = re.findall(r"bench: (\d) replicas?, batching on, miss1 at 16", run.stderr)
+    assert order[-4:] == ["1", "2", "2", "1"]  # in turns, the second round in reverse
     assert (tmp_path / "latency_vs_connections.png").stat().st_size > 0
     assert (tmp_path / "report.md").read_text().strip() in run.stdout
 
@@ -86,3 +94,19 @@ def test_the_scaling_ratio_compares_the_replicas_sections_own_cells() -> None:
     assert found["cache misses, 1 row: req/s ÷ ceiling route's"] is None  # no ceiling cell here
     assert stacks[0] == (2, {"load"})
     assert [n for n, sections in stacks if sections == {"replicas"}] == [1, 2, 4]
+
+
+def test_rounds_of_one_cell_combine_into_its_overall_rate() -> None:
+    from bench import plan, report
+    from bench.wrk import Figures
+
+    cell = plan.Cell("replicas", plan.MAIN, "miss1", 16)
+    rounds = [
+        report.Result(cell, Figures(100, 1.0, 0, 1.0, 2.0, 4.0), "onnx", 0.0),
+        report.Result(cell, Figures(300, 1.0, 2, 3.0, 4.0, 8.0), "onnx", 0.5),
+    ]
+
+    together = report.combined(rounds)
+
+    assert together.figures.rate == 200
+    assert (together.figures.errors, together.figures.p99_ms, together.bypassed) == (2, 6.0, 0.25)
