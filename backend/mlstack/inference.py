@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,6 +36,21 @@ class Result:
     @property
     def headers(self) -> dict[str, str]:
         return {"X-Model-Version": self.version, "X-Cache": self.cache}
+
+
+MAX_REMEMBERED_BODY = 1024
+"""Request bodies up to this size (a row or a few) may have their whole answer remembered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """A whole answer, kept by the replica for a byte-identical request body."""
+
+    sha256: str
+    """The artifact that answered: a version republished under the same number is not the same answer."""
+    payload: bytes
+    rows: int
+    headers: dict[str, str]
 
 
 class Inference:
@@ -81,12 +96,50 @@ class Inference:
         """The version that answers: the pinned one, else the current one or, for its share, the canary."""
         return await self.registry.get(model, version or self.registry.choose(model))
 
-    async def predict_instances(self, model: str, version: str | None, instances: Any) -> Result:
-        """V1: `instances` is the client's list of feature objects."""
+    async def answer_body(
+        self,
+        model: str,
+        version: str | None,
+        body: bytes,
+        instances_of: Callable[[bytes], Any],
+        render: Callable[[Result], bytes],
+    ) -> tuple[bytes, dict[str, str]]:
+        """A V1 answer (payload and headers) to a request body. A body sent again byte for byte, whose
+        answer came wholly from the cache, is answered from memory: no parsing, validation, hashing or
+        rendering. Those answers live among the near cache's rows, under its rules (a bounded LRU, its
+        TTL, nothing while Redis is unreachable), and a recommendation is never kept (an erasure must
+        reach it at once)."""
+        remembered = await self._remembered(model, version, body)
+        if remembered is not None:
+            return remembered.payload, remembered.headers
+        instances = instances_of(body)  # a bad body is refused before the model is looked up, as always
         loaded = await self.resolve(model, version)
         if self.recommendations is not None and is_recommender(loaded.runtime):
-            return _recommended(loaded, *await self.recommendations.answer(loaded, instances))
-        return await self._run(loaded, loaded.validator.rows(instances))
+            result = _recommended(loaded, *await self.recommendations.answer(loaded, instances))
+            return render(result), result.headers
+        result = await self._run(loaded, loaded.validator.rows(instances))
+        payload = render(result)
+        near = self.cache.near
+        if result.cache == "HIT" and near is not None and len(body) <= MAX_REMEMBERED_BODY:
+            sha256 = loaded.manifest.artifact.sha256
+            kept = Remembered(sha256, payload, len(result.labels), result.headers)
+            near.put(("v1", model, result.version, body), kept)
+        return payload, result.headers
+
+    async def _remembered(self, model: str, version: str | None, body: bytes) -> Remembered | None:
+        near = self.cache.near
+        if near is None or len(body) > MAX_REMEMBERED_BODY or not self.cache.available:
+            return None
+        chosen = version or self.registry.choose(model)  # the canary for its share, as resolve() does
+        found = near.get(("v1", model, chosen, body)) if chosen is not None else None
+        if found is None:
+            return None
+        loaded = await self.registry.get(model, chosen)
+        if loaded.manifest.artifact.sha256 != found.sha256:
+            return None
+        self.metrics.count_cache(found.rows, 0, 0)
+        self.metrics.near_cache_rows.inc(found.rows)
+        return found  # type: ignore[no-any-return]
 
     async def predict_columns(self, loaded: Loaded, columns: dict[str, list[Any]], count: int) -> Result:
         """V2: one list of `count` values per feature of the resolved version."""

@@ -17,6 +17,11 @@ UNSUPPORTED_HEADERS = frozenset({b"content-encoding", b"inference-header-content
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a dict. orjson refuses NaN, Infinity and numbers that overflow a double, so none get in."""
+    return parse_object(await json_bytes(request))
+
+
+async def json_bytes(request: Request) -> bytes:
+    """The body as sent, once its headers say it is plain JSON (parse_object reads it)."""
     scope = request.scope
     media_type = header(scope, b"content-type").decode("latin-1").split(";")[0].strip().lower()
     if media_type not in JSON_TYPES:
@@ -25,8 +30,12 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise UnsupportedMediaType(
             "compressed bodies and binary tensor data are not supported; send plain JSON"
         )
+    return await request.body()
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
-from mlstack.api.body import documented_body, json_object, json_response
+from mlstack.api.body import documented_body, json_bytes, json_response, parse_object
 from mlstack.api.lean_route import LeanRoute
 from mlstack.deps import InferenceDep, RegistryDep
 from mlstack.errors import MalformedRequest, ServingError
@@ -47,15 +48,18 @@ async def get_version(model: str, version: str, registry: RegistryDep) -> Respon
 @router.post("/v1/models/{model:model}:predict", **PREDICT_DOC)
 async def predict(model: str, request: Request, inference: InferenceDep) -> Response:
     """Predict with the current version: `{"instances": [{feature: value, ...}, ...]}`."""
-    result = await inference.predict_instances(model, None, _instances(await json_object(request)))
-    return json_response(v1_payload(result), headers=result.headers)
+    payload, headers = await inference.answer_body(
+        model, None, await json_bytes(request), _instances, _render
+    )
+    return Response(payload, headers=headers, media_type="application/json")
 
 
 @router.post("/v1/models/{model:model}/versions/{version:version}:predict", **PREDICT_DOC)
 async def predict_version(model: str, version: str, request: Request, inference: InferenceDep) -> Response:
     """Predict with a pinned version, whatever is current."""
-    result = await inference.predict_instances(model, version, _instances(await json_object(request)))
-    return json_response(v1_payload(result), headers=result.headers)
+    body = await json_bytes(request)
+    payload, headers = await inference.answer_body(model, version, body, _instances, _render)
+    return Response(payload, headers=headers, media_type="application/json")
 
 
 @router.post("/v1/models/{model:model}:reload", response_model=ReloadResult)
@@ -66,13 +70,18 @@ async def reload(model: str, request: Request, registry: RegistryDep) -> Respons
     return json_response({"model": model, "previous_version": previous, "version": version})
 
 
-def _instances(body: dict[str, Any]) -> Any:
+def _instances(raw: bytes) -> Any:
+    body = parse_object(raw)
     if "instances" not in body:
         raise MalformedRequest("instances: required")
     extra = sorted(set(body) - {"instances"})
     if extra:
         raise MalformedRequest(f"{extra[0][:64]}: unknown top-level field (only 'instances' is allowed)")
     return body["instances"]
+
+
+def _render(result: Result) -> bytes:
+    return orjson.dumps(v1_payload(result))
 
 
 def v1_payload(result: Result) -> dict[str, Any]:

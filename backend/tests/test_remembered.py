@@ -1,0 +1,137 @@
+"""Whole answers remembered for byte-identical bodies: only wholly cached ones, never stale, never for
+recommendations, and nothing while Redis is unreachable. Real app, real redis-server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from mlstack.api.v1 import _instances, _render
+from mlstack.cli import main as cli
+from mlstack.inference import Inference, Result
+from mlstack.main import create_app
+from mlstack.settings import Settings
+
+from .servers import RedisServer, redis_server
+from .test_api_v1 import varied_rows
+
+PREDICT = "/v1/models/churn:predict"
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def client(store_dir: Path, redis: RedisServer) -> Iterator[TestClient]:
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_retry_after_s=0.5)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def body(client: TestClient) -> bytes:
+    return orjson.dumps({"instances": varied_rows(client.get("/v1/models/churn").json(), 1)})
+
+
+class Counted:
+    """The real parse and render of V1, counting their calls: an answer from memory makes none."""
+
+    def __init__(self) -> None:
+        self.parsed = self.rendered = 0
+
+    def instances(self, raw: bytes) -> Any:
+        self.parsed += 1
+        return _instances(raw)
+
+    def render(self, result: Result) -> bytes:
+        self.rendered += 1
+        return _render(result)
+
+
+def answer(client: TestClient, body: bytes, counted: Counted, version: str | None = None) -> Any:
+    inference: Inference = client.app.state.inference  # type: ignore[attr-defined]
+    return client.portal.call(
+        inference.answer_body, "churn", version, body, counted.instances, counted.render
+    )  # type: ignore[union-attr]
+
+
+def post(client: TestClient, body: bytes, url: str = PREDICT) -> tuple[str, bytes]:
+    response = client.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    return response.headers["X-Cache"], response.content
+
+
+def test_a_body_sent_again_is_answered_from_memory_once_its_rows_were_hits(
+    client: TestClient, body: bytes
+) -> None:
+    counted = Counted()
+    answers = []
+    for _ in range(4):
+        answers.append(answer(client, body, counted))
+        time.sleep(0.1)  # the miss's row reaches Redis in the background
+
+    assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
+    assert len({payload for payload, _ in answers}) == 1
+    assert (counted.parsed, counted.rendered) == (2, 2)  # a miss, a hit through Redis, then memory
+
+
+def test_an_equal_body_spelled_differently_is_not_taken_for_the_same_bytes(
+    client: TestClient, body: bytes
+) -> None:
+    respelled = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+    for _ in range(3):
+        post(client, body)
+        time.sleep(0.1)
+    counted = Counted()
+
+    payload, headers = answer(client, respelled, counted)
+
+    assert headers["X-Cache"] == "HIT"  # its row is cached, by its canonical form
+    assert counted.parsed == 1
+    assert payload == post(client, body)[1]
+
+
+def test_a_new_version_never_gets_the_old_versions_answer(
+    client: TestClient, store_dir: Path, body: bytes
+) -> None:
+    for _ in range(3):
+        post(client, body)
+        time.sleep(0.1)
+    args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--store-dir"]
+    assert cli([*args, str(store_dir)]) == 0
+    assert client.post("/v1/models/churn:reload").json()["version"] == "2"
+
+    current = post(client, body)
+    pinned = post(client, body, "/v1/models/churn/versions/1:predict")
+
+    assert current[0] == "MISS"
+    assert orjson.loads(current[1])["model_version"] == "2"
+    assert pinned[0] == "HIT"
+    assert orjson.loads(pinned[1])["model_version"] == "1"
+
+
+@pytest.mark.faults
+def test_nothing_is_answered_from_memory_while_redis_is_down(
+    client: TestClient, redis: RedisServer, body: bytes
+) -> None:
+    for _ in range(3):
+        post(client, body)
+        time.sleep(0.1)
+    redis.stop()
+    try:
+        time.sleep(0.3)  # the watch connection closes with Redis
+        status, payload = post(client, body)
+    finally:
+        redis.start()
+
+    assert status == "BYPASS"
+    assert orjson.loads(payload)["predictions"]
