@@ -34,7 +34,8 @@ class _Queue:
     items: deque[_Waiting] = field(default_factory=deque)
     rows: int = 0
     worker: asyncio.Task[None] | None = None
-    more: asyncio.Event = field(default_factory=asyncio.Event)
+    more: asyncio.Future[None] | None = None
+    """Set while the worker waits for company: the next request to join wakes it."""
 
 
 class Batcher:
@@ -81,7 +82,8 @@ class Batcher:
         waiting = _Waiting(rows, loop.create_future())
         queue.items.append(waiting)
         queue.rows += len(rows)
-        queue.more.set()
+        if queue.more is not None and not queue.more.done():
+            queue.more.set_result(None)
         if queue.worker is None or queue.worker.done():
             queue.worker = asyncio.create_task(self._work(queue))
         return await waiting.future
@@ -111,12 +113,16 @@ class Batcher:
         """While others are on their way, wait until the oldest request has waited max_wait_s or the batch
         is full. A lone client is never delayed; under load requests pile up during each call anyway."""
         deadline = queue.items[0].arrived + self._max_wait_s
+        loop = asyncio.get_running_loop()
         while self.coming > 0 and queue.rows < self._max_rows and (left := deadline - time.monotonic()) > 0:
-            queue.more.clear()
+            # a future and a timer, not asyncio.wait_for: that wraps the wait in a task of its own, each time
+            queue.more = more = loop.create_future()
+            timer = loop.call_later(left, _wake, more)
             try:
-                await asyncio.wait_for(queue.more.wait(), timeout=left)
-            except TimeoutError:
-                return
+                await more
+            finally:
+                timer.cancel()
+                queue.more = None
 
     def _take(self, queue: _Queue) -> list[_Waiting]:
         batch, rows = [], 0
@@ -126,6 +132,11 @@ class Batcher:
             rows += len(waiting.rows)
         queue.rows -= rows
         return batch
+
+
+def _wake(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.set_result(None)
 
 
 def _hand_out(batch: list[_Waiting], prediction: Prediction) -> None:
