@@ -22,10 +22,10 @@ from typing import Any
 import hiredis
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry never retries a coroutine
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from mlstack.near_cache import PING_TIMEOUT_S, NearCache
 from mlstack.settings import Settings
@@ -119,7 +119,8 @@ class PredictionCache:
                     health_check_interval=0,
                     max_connections=1,
                 )
-                self.near = NearCache(watch, settings.near_cache_entries, ttl_s, settings.cache_retry_after_s)
+                retry_after_s = settings.cache_retry_after_s
+                self.near = NearCache(watch, settings.near_cache_entries, ttl_s, retry_after_s, self._trip)
 
     def start(self) -> None:
         """In the running event loop: opens the near cache's watch connection."""
@@ -174,7 +175,14 @@ class PredictionCache:
             raw = []
             for start in range(0, len(keys), MAX_KEYS_PER_CALL):
                 raw += await self._redis.mget(keys[start : start + MAX_KEYS_PER_CALL])
-        except (TimeoutError, RedisError, OSError) as exc:
+        except (TimeoutError, RedisTimeoutError) as exc:
+            raw = None
+            # Late, yet Redis answers its watch PINGs: the replica's own loop was too busy to read the
+            # reply in time (batches under overload). These requests go without the cache; the others
+            # keep it. A Redis that hangs fails its PING within two seconds and trips the breaker then.
+            if self.near is None or not self.near.watching:
+                self._trip(exc)
+        except (RedisError, OSError) as exc:
             self._trip(exc)
             raw = None
         finally:  # every waiting request gets an answer, whatever happened here

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,8 +39,10 @@ class NearCache:
         max_entries: int,
         ttl_s: float,
         retry_after_s: float,
+        on_lost: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
         self._redis = redis
+        self._on_lost = on_lost
         # OrderedDict, not cachetools.TTLCache: its get and put cost 5-10 times as much, on every row
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._max_entries = max_entries
@@ -108,5 +111,6 @@ class NearCache:
     def _lost(self, exc: BaseException) -> None:
         if self.watching:
             log.warning("near cache dropped: the connection to Redis was lost (%s)", exc)
+            self._on_lost(exc)
         self.watching = False
         self._entries.clear()

@@ -213,6 +213,60 @@ def test_a_write_that_times_out_costs_its_rows_not_the_lookups(store_dir: Path, 
     assert later == [{"l": 2}]
 
 
+def test_a_late_lookup_bypasses_its_requests_only_while_redis_answers_its_pings(
+    store_dir: Path, redis: RedisServer
+) -> None:
+    """A lookup can be late because the replica's own loop is busy; Redis still answering the near
+    cache's PINGs tells that apart from a Redis that hangs, which trips the breaker (the test below)."""
+    assert redis.process is not None
+    pid = redis.process.pid
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=50, cache_retry_after_s=30)
+
+    async def scenario() -> tuple[list[Any] | None, bool, list[Any] | None]:
+        cache = PredictionCache(settings)
+        cache.start()
+        await asyncio.sleep(0.3)  # the watch connection is open
+        cache.put_many([("mlstack:pred:test:kept", {"l": 1})])
+        await asyncio.sleep(0.1)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            late = await cache.get_many(["mlstack:pred:test:kept"], near=False)  # times out after 50 ms
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        available = cache.available
+        again = await cache.get_many(["mlstack:pred:test:kept"], near=False)
+        await cache.close()
+        return late, available, again
+
+    late, available, again = asyncio.run(scenario())
+
+    assert late is None  # that request went without the cache
+    assert available
+    assert again == [{"l": 1}]
+
+
+def test_the_first_lookup_after_a_redis_restart_is_retried_on_a_new_connection(
+    store_dir: Path, redis: RedisServer
+) -> None:
+    """A pooled connection is dead once Redis restarted: one immediate retry, and no request pays for it."""
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, near_cache_entries=0)
+
+    async def scenario() -> tuple[list[Any] | None, bool]:
+        cache = PredictionCache(settings)
+        await cache.get_many(["mlstack:pred:test:before"])  # a connection in the pool
+        redis.stop()
+        redis.start()
+        after = await cache.get_many(["mlstack:pred:test:after"])
+        available = cache.available
+        await cache.close()
+        return after, available
+
+    after, available = asyncio.run(scenario())
+
+    assert after == [None]  # looked up (a miss), not bypassed
+    assert available
+
+
 def near_hits(client: TestClient) -> float:
     line = next(
         x for x in client.get("/metrics").text.splitlines() if x.startswith("mlstack_near_cache_rows_total")
