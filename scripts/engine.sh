@@ -40,11 +40,12 @@ ours_is_current() { [ "$(docker context show 2>/dev/null)" = "$CONTEXT" ]; }
 
 install_packages() {
   local missing=() p
-  for p in podman runc netavark aardvark-dns debootstrap curl; do
+  # iptables: netavark sets up the bridge networks with it ("netavark: No such file or directory" without)
+  for p in podman runc netavark aardvark-dns iptables debootstrap curl; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "packages present (podman $(podman --version | awk '{print $3}'), runc, netavark, debootstrap)"
+    say "packages present (podman $(podman --version | awk '{print $3}'), runc, netavark, iptables, debootstrap)"
     return
   fi
   say "installing ${missing[*]} with apt-get"
