@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mlstack.batching import Batcher
 from mlstack.cache import Entry, PredictionCache, cache_status, row_keys
@@ -53,6 +53,23 @@ class Remembered:
     headers: dict[str, str]
 
 
+Answer = tuple[bytes, dict[str, str]]
+"""A response's JSON and its headers."""
+
+
+class Edge(Protocol):
+    """One protocol's side of a prediction: its body parsed, predicted with a loaded version, rendered."""
+
+    name: str
+
+    def parse(self, body: bytes) -> Any:
+        """The request, or a 4xx error naming what is wrong; runs before the model is looked up."""
+
+    async def predict(self, inference: Inference, loaded: Loaded, request: Any) -> Result: ...
+
+    def render(self, result: Result, request: Any) -> bytes: ...
+
+
 class Inference:
     """Predictions for every protocol edge. Model code runs on one worker thread, never on the event loop."""
 
@@ -96,42 +113,39 @@ class Inference:
         """The version that answers: the pinned one, else the current one or, for its share, the canary."""
         return await self.registry.get(model, version or self.registry.choose(model))
 
-    async def answer_body(
-        self,
-        model: str,
-        version: str | None,
-        body: bytes,
-        instances_of: Callable[[bytes], Any],
-        render: Callable[[Result], bytes],
-    ) -> tuple[bytes, dict[str, str]]:
-        """A V1 answer (payload and headers) to a request body. A body sent again byte for byte, whose
-        answer came wholly from the cache, is answered from memory: no parsing, validation, hashing or
-        rendering. Those answers live among the near cache's rows, under its rules (a bounded LRU, its
+    async def answer_body(self, model: str, version: str | None, body: bytes, edge: Edge) -> Answer:
+        """A protocol's answer (payload and headers) to a request body. A body sent again byte for byte,
+        whose answer came wholly from the cache, is answered from memory: no parsing, validation, hashing
+        or rendering. Those answers live among the near cache's rows, under its rules (a bounded LRU, its
         TTL, nothing while Redis is unreachable), and a recommendation is never kept (an erasure must
         reach it at once)."""
-        remembered = await self._remembered(model, version, body)
+        remembered = await self._remembered(edge.name, model, version, body)
         if remembered is not None:
             return remembered.payload, remembered.headers
-        instances = instances_of(body)  # a bad body is refused before the model is looked up, as always
+        request = edge.parse(body)  # a bad body is refused before the model is looked up, as always
         loaded = await self.resolve(model, version)
-        if self.recommendations is not None and is_recommender(loaded.runtime):
-            result = _recommended(loaded, *await self.recommendations.answer(loaded, instances))
-            return render(result), result.headers
-        result = await self._run(loaded, loaded.validator.rows(instances))
-        payload = render(result)
+        result = await edge.predict(self, loaded, request)
+        payload = edge.render(result, request)
         near = self.cache.near
-        if result.cache == "HIT" and near is not None and len(body) <= MAX_REMEMBERED_BODY:
+        kept_whole = result.cache == "HIT" and not is_recommender(loaded.runtime)
+        if kept_whole and near is not None and len(body) <= MAX_REMEMBERED_BODY:
             sha256 = loaded.manifest.artifact.sha256
             kept = Remembered(sha256, payload, len(result.labels), result.headers)
-            near.put(("v1", model, result.version, body), kept)
+            near.put((edge.name, model, result.version, body), kept)
         return payload, result.headers
 
-    async def _remembered(self, model: str, version: str | None, body: bytes) -> Remembered | None:
+    async def predict_instances(self, loaded: Loaded, instances: Any) -> Result:
+        """V1: `instances` is the client's list of feature objects."""
+        if self.recommendations is not None and is_recommender(loaded.runtime):
+            return _recommended(loaded, *await self.recommendations.answer(loaded, instances))
+        return await self._run(loaded, loaded.validator.rows(instances))
+
+    async def _remembered(self, edge: str, model: str, version: str | None, body: bytes) -> Remembered | None:
         near = self.cache.near
         if near is None or len(body) > MAX_REMEMBERED_BODY or not self.cache.available:
             return None
         chosen = version or self.registry.choose(model)  # the canary for its share, as resolve() does
-        found = near.get(("v1", model, chosen, body)) if chosen is not None else None
+        found = near.get((edge, model, chosen, body)) if chosen is not None else None
         if found is None:
             return None
         loaded = await self.registry.get(model, chosen)

@@ -12,10 +12,12 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from mlstack.api.v1 import _instances, _render
+from mlstack.api.v1 import V1
+from mlstack.api.v2 import V2
 from mlstack.cli import main as cli
-from mlstack.inference import Inference, Result
+from mlstack.inference import Edge, Inference, Result
 from mlstack.main import create_app
+from mlstack.registry import Loaded
 from mlstack.settings import Settings
 
 from .servers import RedisServer, redis_server
@@ -43,25 +45,27 @@ def body(client: TestClient) -> bytes:
 
 
 class Counted:
-    """The real parse and render of V1, counting their calls: an answer from memory makes none."""
+    """A protocol's real edge, counting its calls: an answer from memory makes none."""
 
-    def __init__(self) -> None:
+    def __init__(self, edge: Edge = V1) -> None:
+        self.edge, self.name = edge, edge.name
         self.parsed = self.rendered = 0
 
-    def instances(self, raw: bytes) -> Any:
+    def parse(self, raw: bytes) -> Any:
         self.parsed += 1
-        return _instances(raw)
+        return self.edge.parse(raw)
 
-    def render(self, result: Result) -> bytes:
+    async def predict(self, inference: Inference, loaded: Loaded, request: Any) -> Result:
+        return await self.edge.predict(inference, loaded, request)
+
+    def render(self, result: Result, request: Any) -> bytes:
         self.rendered += 1
-        return _render(result)
+        return self.edge.render(result, request)
 
 
 def answer(client: TestClient, body: bytes, counted: Counted, version: str | None = None) -> Any:
     inference: Inference = client.app.state.inference  # type: ignore[attr-defined]
-    return client.portal.call(
-        inference.answer_body, "churn", version, body, counted.instances, counted.render
-    )  # type: ignore[union-attr]
+    return client.portal.call(inference.answer_body, "churn", version, body, counted)  # type: ignore[union-attr]
 
 
 def post(client: TestClient, body: bytes, url: str = PREDICT) -> tuple[str, bytes]:
@@ -82,6 +86,28 @@ def test_a_body_sent_again_is_answered_from_memory_once_its_rows_were_hits(
     assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
     assert len({payload for payload, _ in answers}) == 1
     assert (counted.parsed, counted.rendered) == (2, 2)  # a miss, a hit through Redis, then memory
+
+
+def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(client: TestClient) -> None:
+    manifest = client.get("/v1/models/churn").json()
+    row = varied_rows(manifest, 1)[0]
+    inputs = []
+    for feature in manifest["inputs"]:
+        datatype = {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}.get(feature["type"], "BYTES")
+        inputs.append(
+            {"name": feature["name"], "shape": [1], "datatype": datatype, "data": [row[feature["name"]]]}
+        )
+    body = orjson.dumps({"id": "same-request-7", "inputs": inputs})
+    counted = Counted(V2)
+    answers = []
+    for _ in range(4):
+        answers.append(answer(client, body, counted))
+        time.sleep(0.1)
+
+    assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
+    assert {orjson.loads(payload)["id"] for payload, _ in answers} == {"same-request-7"}
+    assert len({payload for payload, _ in answers}) == 1
+    assert (counted.parsed, counted.rendered) == (2, 2)
 
 
 def test_an_equal_body_spelled_differently_is_not_taken_for_the_same_bytes(

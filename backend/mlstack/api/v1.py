@@ -13,8 +13,8 @@ from mlstack.api.body import documented_body, json_bytes, json_response, parse_o
 from mlstack.api.lean_route import LeanRoute
 from mlstack.deps import InferenceDep, RegistryDep
 from mlstack.errors import MalformedRequest, ServingError
-from mlstack.inference import Result
-from mlstack.registry import Registry
+from mlstack.inference import Inference, Result
+from mlstack.registry import Loaded, Registry
 from mlstack.schemas.v1 import ModelList, ModelSummary, ReloadResult, V1PredictRequest, V1PredictResponse
 
 router = APIRouter(tags=["v1"], route_class=LeanRoute)
@@ -48,17 +48,14 @@ async def get_version(model: str, version: str, registry: RegistryDep) -> Respon
 @router.post("/v1/models/{model:model}:predict", **PREDICT_DOC)
 async def predict(model: str, request: Request, inference: InferenceDep) -> Response:
     """Predict with the current version: `{"instances": [{feature: value, ...}, ...]}`."""
-    payload, headers = await inference.answer_body(
-        model, None, await json_bytes(request), _instances, _render
-    )
+    payload, headers = await inference.answer_body(model, None, await json_bytes(request), V1)
     return Response(payload, headers=headers, media_type="application/json")
 
 
 @router.post("/v1/models/{model:model}/versions/{version:version}:predict", **PREDICT_DOC)
 async def predict_version(model: str, version: str, request: Request, inference: InferenceDep) -> Response:
     """Predict with a pinned version, whatever is current."""
-    body = await json_bytes(request)
-    payload, headers = await inference.answer_body(model, version, body, _instances, _render)
+    payload, headers = await inference.answer_body(model, version, await json_bytes(request), V1)
     return Response(payload, headers=headers, media_type="application/json")
 
 
@@ -70,18 +67,28 @@ async def reload(model: str, request: Request, registry: RegistryDep) -> Respons
     return json_response({"model": model, "previous_version": previous, "version": version})
 
 
-def _instances(raw: bytes) -> Any:
-    body = parse_object(raw)
-    if "instances" not in body:
-        raise MalformedRequest("instances: required")
-    extra = sorted(set(body) - {"instances"})
-    if extra:
-        raise MalformedRequest(f"{extra[0][:64]}: unknown top-level field (only 'instances' is allowed)")
-    return body["instances"]
+class V1Edge:
+    """KServe V1 for Inference.answer_body: `{"instances": [...]}` in, v1_payload out."""
+
+    name = "v1"
+
+    def parse(self, raw: bytes) -> Any:
+        body = parse_object(raw)
+        if "instances" not in body:
+            raise MalformedRequest("instances: required")
+        extra = sorted(set(body) - {"instances"})
+        if extra:
+            raise MalformedRequest(f"{extra[0][:64]}: unknown top-level field (only 'instances' is allowed)")
+        return body["instances"]
+
+    async def predict(self, inference: Inference, loaded: Loaded, instances: Any) -> Result:
+        return await inference.predict_instances(loaded, instances)
+
+    def render(self, result: Result, instances: Any) -> bytes:
+        return orjson.dumps(v1_payload(result))
 
 
-def _render(result: Result) -> bytes:
-    return orjson.dumps(v1_payload(result))
+V1 = V1Edge()
 
 
 def v1_payload(result: Result) -> dict[str, Any]:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from mlstack import __version__
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
-from mlstack.api.body import documented_body, json_object, json_response
+from mlstack.api.body import documented_body, json_bytes, json_response, parse_object
 from mlstack.api.lean_route import LeanRoute
 from mlstack.api.v2_codec import decode_columns, encode_response, model_metadata, parse_request
 from mlstack.deps import InferenceDep, RegistryDep
 from mlstack.errors import ModelNotReady
-from mlstack.inference import Inference
-from mlstack.registry import Registry
+from mlstack.inference import Inference, Result
+from mlstack.registry import Loaded, Registry
 from mlstack.schemas.v2 import InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
 
 router = APIRouter(tags=["v2"], route_class=LeanRoute)
@@ -93,8 +94,25 @@ async def infer_version(model: str, version: str, request: Request, inference: I
 
 
 async def _infer(inference: Inference, request: Request, model: str, version: str | None) -> Response:
-    body = parse_request(await json_object(request))
-    loaded = await inference.resolve(model, version)  # decode against the schema of the version that answers
-    columns, count = decode_columns(body, loaded.manifest.inputs)
-    result = await inference.predict_columns(loaded, columns, count)
-    return json_response(encode_response(result, body), headers=result.headers)
+    payload, headers = await inference.answer_body(model, version, await json_bytes(request), V2)
+    return Response(payload, headers=headers, media_type="application/json")
+
+
+class V2Edge:
+    """The Open Inference Protocol for Inference.answer_body: one tensor per feature in, the request's
+    `id` echoed out."""
+
+    name = "v2"
+
+    def parse(self, raw: bytes) -> InferenceRequest:
+        return parse_request(parse_object(raw))
+
+    async def predict(self, inference: Inference, loaded: Loaded, request: InferenceRequest) -> Result:
+        columns, count = decode_columns(request, loaded.manifest.inputs)  # the answering version's schema
+        return await inference.predict_columns(loaded, columns, count)
+
+    def render(self, result: Result, request: InferenceRequest) -> bytes:
+        return orjson.dumps(encode_response(result, request))
+
+
+V2 = V2Edge()
