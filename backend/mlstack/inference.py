@@ -119,11 +119,14 @@ class Inference:
         or rendering. Those answers live among the near cache's rows, under its rules (a bounded LRU, its
         TTL, nothing while Redis is unreachable), and a recommendation is never kept (an erasure must
         reach it at once)."""
-        remembered = await self._remembered(edge.name, model, version, body)
+        # One draw of the canary split per request: the remembered answer and the computed one must be of
+        # the same version, or a canary would get its share squared until its own answers are remembered.
+        chosen = version or self.registry.choose(model)
+        remembered = await self._remembered(edge.name, model, chosen, body) if chosen is not None else None
         if remembered is not None:
             return remembered.payload, remembered.headers
         request = edge.parse(body)  # a bad body is refused before the model is looked up, as always
-        loaded = await self.resolve(model, version)
+        loaded = await self.registry.get(model, chosen)  # None: the model's first use, or its 404
         result = await edge.predict(self, loaded, request)
         payload = edge.render(result, request)
         near = self.cache.near
@@ -140,15 +143,14 @@ class Inference:
             return _recommended(loaded, *await self.recommendations.answer(loaded, instances))
         return await self._run(loaded, loaded.validator.rows(instances))
 
-    async def _remembered(self, edge: str, model: str, version: str | None, body: bytes) -> Remembered | None:
+    async def _remembered(self, edge: str, model: str, version: str, body: bytes) -> Remembered | None:
         near = self.cache.near
         if near is None or len(body) > MAX_REMEMBERED_BODY or not self.cache.available:
             return None
-        chosen = version or self.registry.choose(model)  # the canary for its share, as resolve() does
-        found = near.get((edge, model, chosen, body)) if chosen is not None else None
+        found = near.get((edge, model, version, body))
         if found is None:
             return None
-        loaded = await self.registry.get(model, chosen)
+        loaded = await self.registry.get(model, version)
         if loaded.manifest.artifact.sha256 != found.sha256:
             return None
         self.metrics.count_cache(found.rows, 0, 0)

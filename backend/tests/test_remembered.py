@@ -161,3 +161,22 @@ def test_nothing_is_answered_from_memory_while_redis_is_down(
 
     assert status == "BYPASS"
     assert orjson.loads(payload)["predictions"]
+
+
+def test_a_canary_keeps_its_share_when_answers_come_from_memory(
+    client: TestClient, store_dir: Path, body: bytes
+) -> None:
+    """One draw of the split per request, whether the answer is remembered or computed."""
+    args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--no-promote"]
+    assert cli([*args, "--store-dir", str(store_dir)]) == 0
+    assert client.put("/v1/models/churn/canary", json={"version": "2", "percent": 20}).status_code == 200
+    registry = client.app.state.registry  # type: ignore[attr-defined]
+    draws = []
+    real_choose = registry.choose
+    registry.choose = lambda model: draws.append(model) or real_choose(model)
+    versions = []
+    for _ in range(400):
+        versions.append(orjson.loads(post(client, body)[1])["model_version"])
+
+    assert len(draws) == 400
+    assert 50 <= versions.count("2") <= 110  # 20% of 400 is 80
