@@ -60,10 +60,6 @@ class HiredisPackingConnection(aioredis.Connection):
         return [hiredis.pack_command(args)]
 
 
-def row_key(model: str, version: str, sha256: str, row: tuple[Any, ...]) -> str:
-    return row_keys(model, version, sha256, [row])[0]
-
-
 def row_keys(model: str, version: str, sha256: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
     """One key per row, in one comprehension: a function call and a format per row were a third of it."""
     prefix, blake2b, dumps = f"mlstack:pred:{model}:{version}:{sha256[:16]}:", hashlib.blake2b, orjson.dumps

@@ -109,18 +109,15 @@ class Inference:
             await cache.close()
             executor.shutdown(wait=True)
 
-    async def resolve(self, model: str, version: str | None) -> Loaded:
-        """The version that answers: the pinned one, else the current one or, for its share, the canary."""
-        return await self.registry.get(model, version or self.registry.choose(model))
-
     async def answer_body(self, model: str, version: str | None, body: bytes, edge: Edge) -> Answer:
         """A protocol's answer (payload and headers) to a request body. A body sent again byte for byte,
         whose answer came wholly from the cache, is answered from memory: no parsing, validation, hashing
         or rendering. Those answers live among the near cache's rows, under its rules (a bounded LRU, its
         TTL, nothing while Redis is unreachable), and a recommendation is never kept (an erasure must
         reach it at once)."""
-        # One draw of the canary split per request: the remembered answer and the computed one must be of
-        # the same version, or a canary would get its share squared until its own answers are remembered.
+        # The version that answers: the pinned one, else the current one or, for its share, the canary.
+        # One draw per request: a remembered answer and a computed one must be of the same version, or a
+        # canary would get its share squared until its own answers are remembered.
         chosen = version or self.registry.choose(model)
         remembered = await self._remembered(edge.name, model, chosen, body) if chosen is not None else None
         if remembered is not None:

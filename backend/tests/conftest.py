@@ -20,7 +20,7 @@ from mlstack.store import ModelStore
 from mlstack.training.onnx_export import PROBA_TOLERANCE, REGRESSION_TOLERANCE
 from mlstack.training.pipeline import prepare_frame
 
-from .servers import running_replica
+from .servers import RedisServer, redis_server, running_replica
 
 DEMO_MODELS = {
     "churn": ["--demo", "churn"],
@@ -51,6 +51,21 @@ def store_dir(trained_store: Path, tmp_path: Path) -> Path:
     for path in copy.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return copy
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """redis-server on a free loopback port, as the prediction cache; stopped afterwards."""
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def cached_client(store_dir: Path, redis: RedisServer) -> Iterator[TestClient]:
+    """A replica app on a private store copy with that Redis as its cache (a short breaker pause)."""
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_retry_after_s=0.5)
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +15,17 @@ from redis import Redis as RedisClient
 
 from mlstack.cache import MAX_KEYS_PER_WRITE, PredictionCache
 from mlstack.cli import main as cli
-from mlstack.main import create_app
 from mlstack.settings import Settings
 
-from .servers import RedisServer, redis_server
+from .servers import RedisServer
 from .test_api_v1 import varied_rows
 
 PREDICT = "/v1/models/churn:predict"
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-def client(store_dir: Path, redis: RedisServer) -> Iterator[TestClient]:
-    settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_retry_after_s=0.5)
-    with TestClient(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
-def rows(client: TestClient) -> list[dict[str, Any]]:
-    return varied_rows(client.get("/v1/models/churn").json(), 6)
+def rows(cached_client: TestClient) -> list[dict[str, Any]]:
+    return varied_rows(cached_client.get("/v1/models/churn").json(), 6)
 
 
 def predict(client: TestClient, rows: list[dict[str, Any]], url: str = PREDICT) -> tuple[str, Any]:
@@ -49,51 +34,53 @@ def predict(client: TestClient, rows: list[dict[str, Any]], url: str = PREDICT) 
     return response.headers["X-Cache"], response.json()
 
 
-def test_same_row_twice_is_a_miss_then_a_hit(client: TestClient, rows: list[dict[str, Any]]) -> None:
-    first = predict(client, rows[:1])
+def test_same_row_twice_is_a_miss_then_a_hit(cached_client: TestClient, rows: list[dict[str, Any]]) -> None:
+    first = predict(cached_client, rows[:1])
     time.sleep(0.1)  # the cache is filled in the background
-    again = predict(client, [dict(reversed(rows[0].items()))])
+    again = predict(cached_client, [dict(reversed(rows[0].items()))])
 
     assert (first[0], again[0]) == ("MISS", "HIT")
     assert first[1] == again[1]
 
 
-def test_number_spelling_does_not_change_the_key(client: TestClient, rows: list[dict[str, Any]]) -> None:
+def test_number_spelling_does_not_change_the_key(
+    cached_client: TestClient, rows: list[dict[str, Any]]
+) -> None:
     row = rows[0]
     integral = next(k for k, v in row.items() if isinstance(v, int) and not isinstance(v, bool))
-    predict(client, [row])
+    predict(cached_client, [row])
     time.sleep(0.1)
 
-    assert predict(client, [{**row, integral: float(row[integral])}])[0] == "HIT"
+    assert predict(cached_client, [{**row, integral: float(row[integral])}])[0] == "HIT"
 
 
 def test_batch_with_some_rows_cached_is_partial_and_equal(
-    client: TestClient, rows: list[dict[str, Any]]
+    cached_client: TestClient, rows: list[dict[str, Any]]
 ) -> None:
-    _, cached_part = predict(client, rows[:3])
+    _, cached_part = predict(cached_client, rows[:3])
     time.sleep(0.1)
-    before = predicted_rows(client)
-    status, whole = predict(client, rows)
+    before = predicted_rows(cached_client)
+    status, whole = predict(cached_client, rows)
 
     assert status == "PARTIAL"
-    assert predicted_rows(client) - before == len(rows) - 3  # only the misses were computed
+    assert predicted_rows(cached_client) - before == len(rows) - 3  # only the misses were computed
     assert whole["predictions"][:3] == cached_part["predictions"]
     assert whole["probabilities"][:3] == cached_part["probabilities"]
     time.sleep(0.1)
-    assert predict(client, rows)[0] == "HIT"
+    assert predict(cached_client, rows)[0] == "HIT"
 
 
 def test_a_new_version_never_meets_the_old_versions_entries(
-    client: TestClient, store_dir: Path, rows: list[dict[str, Any]]
+    cached_client: TestClient, store_dir: Path, rows: list[dict[str, Any]]
 ) -> None:
-    predict(client, rows[:2])
+    predict(cached_client, rows[:2])
     time.sleep(0.1)
     args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--store-dir"]
     assert cli([*args, str(store_dir)]) == 0
-    assert client.post("/v1/models/churn:reload").json()["version"] == "2"
+    assert cached_client.post("/v1/models/churn:reload").json()["version"] == "2"
 
-    status, body = predict(client, rows[:2])
-    pinned_status, pinned = predict(client, rows[:2], "/v1/models/churn/versions/1:predict")
+    status, body = predict(cached_client, rows[:2])
+    pinned_status, pinned = predict(cached_client, rows[:2], "/v1/models/churn/versions/1:predict")
 
     assert (status, body["model_version"]) == ("MISS", "2")
     assert (pinned_status, pinned["model_version"]) == ("HIT", "1")
@@ -101,24 +88,24 @@ def test_a_new_version_never_meets_the_old_versions_entries(
 
 @pytest.mark.faults
 def test_redis_down_still_answers_and_hits_return_when_it_is_back(
-    client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
+    cached_client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
-    predict(client, rows[:1])
+    predict(cached_client, rows[:1])
     redis.stop()
 
     statuses = []
     for row in rows:
         started = time.monotonic()
-        statuses.append(predict(client, [row])[0])
+        statuses.append(predict(cached_client, [row])[0])
         assert time.monotonic() - started < 0.5
     redis.start()
     time.sleep(0.6)  # the breaker's retry_after
-    predict(client, rows[-1:])
+    predict(cached_client, rows[-1:])
     time.sleep(0.1)
 
     assert statuses == ["BYPASS"] * len(rows)
-    assert 'mlstack_cache_rows_total{result="bypass"}' in client.get("/metrics").text
-    assert predict(client, rows[-1:])[0] == "HIT"
+    assert 'mlstack_cache_rows_total{result="bypass"}' in cached_client.get("/metrics").text
+    assert predict(cached_client, rows[-1:])[0] == "HIT"
 
 
 def predicted_rows(client: TestClient) -> float:
@@ -275,25 +262,25 @@ def near_hits(client: TestClient) -> float:
 
 
 def test_a_repeated_row_is_answered_from_memory_until_redis_goes_away(
-    client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
+    cached_client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
-    predict(client, rows[:1])  # computed: into Redis only, as most rows are never seen again
+    predict(cached_client, rows[:1])  # computed: into Redis only, as most rows are never seen again
     time.sleep(0.1)
     mget_first = command_calls(redis, "mget")
-    seen_twice = predict(client, rows[:1])  # found in Redis: now copied into memory as well
+    seen_twice = predict(cached_client, rows[:1])  # found in Redis: now copied into memory as well
     mget_before = command_calls(redis, "mget")
-    again = [predict(client, rows[:1]) for _ in range(5)]
+    again = [predict(cached_client, rows[:1]) for _ in range(5)]
     mget_after = command_calls(redis, "mget")
-    partly = predict(client, rows[:2])  # one row from memory, one computed
+    partly = predict(cached_client, rows[:2])  # one row from memory, one computed
     redis.stop()
     time.sleep(0.1)  # the replica sees its watch connection close
-    down = predict(client, rows[:1])
+    down = predict(cached_client, rows[:1])
 
     assert seen_twice[0] == "HIT"
     assert mget_before == mget_first + 1
     assert {status for status, _ in again} == {"HIT"}
     assert mget_after == mget_before  # Redis was not asked
-    assert near_hits(client) == 5 + 1
+    assert near_hits(cached_client) == 5 + 1
     assert partly[0] == "PARTIAL"
     assert down[0] == "BYPASS"  # the copy is not used while Redis is down
     assert down[1]["probabilities"] == again[0][1]["probabilities"]
@@ -301,18 +288,18 @@ def test_a_repeated_row_is_answered_from_memory_until_redis_goes_away(
 
 @pytest.mark.faults
 def test_a_hung_redis_stops_the_copies_within_two_pings(
-    client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
+    cached_client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
     assert redis.process is not None
-    predict(client, rows[:1])
+    predict(cached_client, rows[:1])
     time.sleep(0.1)
-    predict(client, rows[:1])  # seen twice: copied into memory
-    from_memory = predict(client, rows[:1])
+    predict(cached_client, rows[:1])  # seen twice: copied into memory
+    from_memory = predict(cached_client, rows[:1])
     os.kill(redis.process.pid, signal.SIGSTOP)  # alive but silent: no closed connection to notice
     try:
         time.sleep(2.5)  # a PING every second, answered within one
         started = time.monotonic()
-        hung = predict(client, rows[:1])
+        hung = predict(cached_client, rows[:1])
         took_s = time.monotonic() - started
     finally:
         os.kill(redis.process.pid, signal.SIGCONT)

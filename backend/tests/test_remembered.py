@@ -4,7 +4,6 @@ recommendations, and nothing while Redis is unreachable. Real app, real redis-se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +15,17 @@ from mlstack.api.v1 import V1
 from mlstack.api.v2 import V2
 from mlstack.cli import main as cli
 from mlstack.inference import Edge, Inference, Result
-from mlstack.main import create_app
 from mlstack.registry import Loaded
-from mlstack.settings import Settings
 
-from .servers import RedisServer, redis_server
+from .servers import RedisServer
 from .test_api_v1 import varied_rows
 
 PREDICT = "/v1/models/churn:predict"
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-def client(store_dir: Path, redis: RedisServer) -> Iterator[TestClient]:
-    settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_retry_after_s=0.5)
-    with TestClient(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
-def body(client: TestClient) -> bytes:
-    return orjson.dumps({"instances": varied_rows(client.get("/v1/models/churn").json(), 1)})
+def body(cached_client: TestClient) -> bytes:
+    return orjson.dumps({"instances": varied_rows(cached_client.get("/v1/models/churn").json(), 1)})
 
 
 class Counted:
@@ -74,13 +58,20 @@ def post(client: TestClient, body: bytes, url: str = PREDICT) -> tuple[str, byte
     return response.headers["X-Cache"], response.content
 
 
+def remembered(client: TestClient, body: bytes) -> None:
+    """Sent three times, with time for the miss to reach Redis: a miss, a hit through Redis, then kept."""
+    for _ in range(3):
+        post(client, body)
+        time.sleep(0.1)
+
+
 def test_a_body_sent_again_is_answered_from_memory_once_its_rows_were_hits(
-    client: TestClient, body: bytes
+    cached_client: TestClient, body: bytes
 ) -> None:
     counted = Counted()
     answers = []
     for _ in range(4):
-        answers.append(answer(client, body, counted))
+        answers.append(answer(cached_client, body, counted))
         time.sleep(0.1)  # the miss's row reaches Redis in the background
 
     assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
@@ -88,8 +79,8 @@ def test_a_body_sent_again_is_answered_from_memory_once_its_rows_were_hits(
     assert (counted.parsed, counted.rendered) == (2, 2)  # a miss, a hit through Redis, then memory
 
 
-def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(client: TestClient) -> None:
-    manifest = client.get("/v1/models/churn").json()
+def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(cached_client: TestClient) -> None:
+    manifest = cached_client.get("/v1/models/churn").json()
     row = varied_rows(manifest, 1)[0]
     inputs = []
     for feature in manifest["inputs"]:
@@ -101,7 +92,7 @@ def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(client: TestCl
     counted = Counted(V2)
     answers = []
     for _ in range(4):
-        answers.append(answer(client, body, counted))
+        answers.append(answer(cached_client, body, counted))
         time.sleep(0.1)
 
     assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
@@ -111,33 +102,29 @@ def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(client: TestCl
 
 
 def test_an_equal_body_spelled_differently_is_not_taken_for_the_same_bytes(
-    client: TestClient, body: bytes
+    cached_client: TestClient, body: bytes
 ) -> None:
     respelled = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
-    for _ in range(3):
-        post(client, body)
-        time.sleep(0.1)
+    remembered(cached_client, body)
     counted = Counted()
 
-    payload, headers = answer(client, respelled, counted)
+    payload, headers = answer(cached_client, respelled, counted)
 
     assert headers["X-Cache"] == "HIT"  # its row is cached, by its canonical form
     assert counted.parsed == 1
-    assert payload == post(client, body)[1]
+    assert payload == post(cached_client, body)[1]
 
 
 def test_a_new_version_never_gets_the_old_versions_answer(
-    client: TestClient, store_dir: Path, body: bytes
+    cached_client: TestClient, store_dir: Path, body: bytes
 ) -> None:
-    for _ in range(3):
-        post(client, body)
-        time.sleep(0.1)
+    remembered(cached_client, body)
     args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--store-dir"]
     assert cli([*args, str(store_dir)]) == 0
-    assert client.post("/v1/models/churn:reload").json()["version"] == "2"
+    assert cached_client.post("/v1/models/churn:reload").json()["version"] == "2"
 
-    current = post(client, body)
-    pinned = post(client, body, "/v1/models/churn/versions/1:predict")
+    current = post(cached_client, body)
+    pinned = post(cached_client, body, "/v1/models/churn/versions/1:predict")
 
     assert current[0] == "MISS"
     assert orjson.loads(current[1])["model_version"] == "2"
@@ -147,15 +134,13 @@ def test_a_new_version_never_gets_the_old_versions_answer(
 
 @pytest.mark.faults
 def test_nothing_is_answered_from_memory_while_redis_is_down(
-    client: TestClient, redis: RedisServer, body: bytes
+    cached_client: TestClient, redis: RedisServer, body: bytes
 ) -> None:
-    for _ in range(3):
-        post(client, body)
-        time.sleep(0.1)
+    remembered(cached_client, body)
     redis.stop()
     try:
         time.sleep(0.3)  # the watch connection closes with Redis
-        status, payload = post(client, body)
+        status, payload = post(cached_client, body)
     finally:
         redis.start()
 
@@ -164,19 +149,21 @@ def test_nothing_is_answered_from_memory_while_redis_is_down(
 
 
 def test_a_canary_keeps_its_share_when_answers_come_from_memory(
-    client: TestClient, store_dir: Path, body: bytes
+    cached_client: TestClient, store_dir: Path, body: bytes
 ) -> None:
     """One draw of the split per request, whether the answer is remembered or computed."""
     args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--no-promote"]
     assert cli([*args, "--store-dir", str(store_dir)]) == 0
-    assert client.put("/v1/models/churn/canary", json={"version": "2", "percent": 20}).status_code == 200
-    registry = client.app.state.registry  # type: ignore[attr-defined]
+    assert (
+        cached_client.put("/v1/models/churn/canary", json={"version": "2", "percent": 20}).status_code == 200
+    )
+    registry = cached_client.app.state.registry  # type: ignore[attr-defined]
     draws = []
     real_choose = registry.choose
     registry.choose = lambda model: draws.append(model) or real_choose(model)
     versions = []
     for _ in range(400):
-        versions.append(orjson.loads(post(client, body)[1])["model_version"])
+        versions.append(orjson.loads(post(cached_client, body)[1])["model_version"])
 
     assert len(draws) == 400
     assert 50 <= versions.count("2") <= 110  # 20% of 400 is 80
