@@ -4,10 +4,10 @@ Key: model + version + artifact sha256 + a hash of the row's canonical form (val
 numbers as floats), so key order and number spelling do not matter and a new version never meets an old entry.
 Values are JSON, never pickle: a poisoned cache must not become code execution.
 
-A round trip to Redis costs the replica about 100 µs of CPU (two system calls and redis-py's own work),
-more than an ONNX prediction. So each replica keeps recent entries in memory as well (near_cache.py), the
-lookups of requests that arrive together share one MGET, and their writes share one script call that sets
-every key with its TTL: one command however many rows.
+A round trip to Redis costs the replica tens of µs of CPU, more than an ONNX prediction. So each replica
+keeps recent entries in memory as well (near_cache.py), the lookups of requests that arrive together share
+one MGET, and their writes go together as pipelined SETs (redis_pipe.py: one write for all the commands of
+a turn of the event loop, lookups and writes alike).
 """
 
 from __future__ import annotations
@@ -19,45 +19,26 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import hiredis
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry never retries a coroutine
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from mlstack.near_cache import PING_TIMEOUT_S, NearCache
+from mlstack.redis_pipe import RedisPipe
 from mlstack.settings import Settings
 
 log = logging.getLogger("mlstack.cache")
 
 Entry = dict[str, Any]
 MAX_UNWRITTEN_ROWS = 10_000
+"""Rows sent to Redis and not yet acknowledged, at most: when Redis is slower than traffic, rows go
+uncached rather than queue up."""
 MAX_KEYS_PER_CALL = 2_000
 """Lookups go in calls of at most this many keys (about 1 µs of Redis's time each)."""
-MAX_KEYS_PER_WRITE = 250
-"""Writes go in script calls of at most this many keys: a SET costs Redis 3-4 µs, and every lookup, from
-every replica, waits behind a running script (2,000 keys held Redis for 8 ms, a third of the timeout)."""
-SET_ALL_WITH_TTL = """
-local ttl = ARGV[1]
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
-end
-return #KEYS
-"""
-
-
-class HiredisPackingConnection(aioredis.Connection):
-    """redis-py's asyncio client packs commands in Python, about 1 µs per argument, and a 100-row batch
-    sends 300 of them; hiredis packs in C. Straight to hiredis: redis-py's own hiredis serializer still
-    looks at every argument in Python first (for bytearrays and memoryviews, which this cache never sends)."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        name = args[0]
-        if isinstance(name, str):  # "SCRIPT LOAD" is two arguments in the protocol
-            args = (*name.split(), *args[1:])
-        return [hiredis.pack_command(args)]
+DELETE_TIMEOUT_S = 2.0
+"""SCAN and UNLINK are no lookups: an erasure may take longer than a request's cache budget."""
 
 
 def row_keys(model: str, version: str, sha256: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
@@ -85,26 +66,16 @@ class PredictionCache:
         self._retry_after_s = settings.cache_retry_after_s
         self._skip_until = 0.0
         self._unwritten: list[tuple[str, Entry]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writing = 0
+        """Rows sent to Redis whose SETs are not acknowledged yet."""
         self._lookups: list[tuple[Sequence[str], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._redis: aioredis.Redis | None = None
+        self._redis: RedisPipe | None = None
         self.near: NearCache | None = None
         self._on_near_hits = on_near_hits
         if settings.cache_enabled and settings.redis_url:
-            timeout = settings.redis_timeout_ms / 1000
-            # redis-py's defaults retry with backoff for seconds on a dead Redis; fail fast instead. One
-            # immediate retry on a broken connection: after Redis restarts, pooled ones fail once each.
-            self._redis = aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
-                max_connections=64,
-                health_check_interval=0,
-                connection_class=HiredisPackingConnection,
-            )
-            self._set_all = self._redis.register_script(SET_ALL_WITH_TTL)
+            # fails fast on a dead Redis (no backoff), with one immediate retry on a connection found dead
+            self._redis = RedisPipe(settings.redis_url, settings.redis_timeout_ms / 1000)
             if settings.near_cache_entries:
                 ttl_s = min(settings.near_cache_ttl_s, settings.cache_ttl_s)
                 # its own connection pool: sharing one with lookups, a restart of Redis broke a lookup
@@ -170,8 +141,8 @@ class PredictionCache:
         try:
             raw = []
             for start in range(0, len(keys), MAX_KEYS_PER_CALL):
-                raw += await self._redis.mget(keys[start : start + MAX_KEYS_PER_CALL])
-        except (TimeoutError, RedisTimeoutError) as exc:
+                raw += await self._redis.call("MGET", *keys[start : start + MAX_KEYS_PER_CALL])
+        except TimeoutError as exc:
             raw = None
             # Late, yet Redis answers its watch PINGs: the replica's own loop was too busy to read the
             # reply in time (batches under overload). These requests go without the cache; the others
@@ -190,34 +161,37 @@ class PredictionCache:
                     future.set_result(found)
 
     def put_many(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """Store entries in the background: the response does not wait for Redis. Entries from concurrent
-        requests are written together, in one script call at a time."""
+        """Store entries in the background: the response does not wait for Redis. The entries of every
+        request that answers in this turn of the loop leave together, as pipelined SETs."""
         if not items or not self.available:
             return
-        if len(self._unwritten) < MAX_UNWRITTEN_ROWS:  # Redis slower than traffic: drop, never queue up
-            self._unwritten.extend(items)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_unwritten())
+        if self._writing + len(self._unwritten) >= MAX_UNWRITTEN_ROWS:
+            return  # Redis slower than traffic: drop, never queue up
+        if not self._unwritten:
+            asyncio.get_running_loop().call_soon(self._send_writes)
+        self._unwritten.extend(items)
 
-    async def _write_unwritten(self) -> None:
-        while self._unwritten:
-            await asyncio.sleep(0)  # one turn of the loop: answers finishing in it add their rows too
-            items, self._unwritten = self._unwritten, []
-            await self._write(items)
+    def _send_writes(self) -> None:
+        items, self._unwritten = self._unwritten, []
+        self._writing += len(items)
+        task = asyncio.create_task(self._write(items))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def delete_matching(self, pattern: str) -> bool:
         """Delete every key matching a glob pattern (SCAN, then UNLINK); False if Redis failed."""
         if self._redis is None:
             return True  # nothing was ever cached
+        call, cursor = self._redis.call, b"0"
         try:
-            batch: list[bytes] = []
-            async for key in self._redis.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    await self._redis.unlink(*batch)
-                    batch.clear()
-            if batch:
-                await self._redis.unlink(*batch)
+            while True:
+                cursor, keys = await call(
+                    "SCAN", cursor, "MATCH", pattern, "COUNT", 1000, timeout_s=DELETE_TIMEOUT_S
+                )
+                if keys:
+                    await call("UNLINK", *keys, timeout_s=DELETE_TIMEOUT_S)
+                if cursor == b"0":
+                    break
         except (TimeoutError, RedisError, OSError) as exc:
             self._trip(exc)
             return False
@@ -226,24 +200,24 @@ class PredictionCache:
     async def close(self) -> None:
         if self.near is not None:
             await self.near.close()
-        if self._writer is not None:
-            await asyncio.wait([self._writer], timeout=1)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1)
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.close()
 
     async def _write(self, items: Sequence[tuple[str, Entry]]) -> None:
         assert self._redis is not None
+        ttl, dumps = self._ttl_s, orjson.dumps
         try:
-            for start in range(0, len(items), MAX_KEYS_PER_WRITE):
-                chunk = items[start : start + MAX_KEYS_PER_WRITE]
-                values = [orjson.dumps(entry) for _, entry in chunk]
-                await self._set_all(keys=[key for key, _ in chunk], args=[self._ttl_s, *values])
-        except (TimeoutError, RedisTimeoutError) as exc:
+            await self._redis.call_many([("SET", key, dumps(entry), "EX", ttl) for key, entry in items])
+        except TimeoutError as exc:
             # Rows not cached, nothing lost: a slow write under load is no reason to stop the lookups
             # (a Redis that stopped answering makes them time out, and they bypass it then).
             log.debug("cache write timed out, %d rows not cached: %s", len(items), exc)
         except (RedisError, OSError) as exc:
             self._trip(exc)
+        finally:
+            self._writing -= len(items)
 
     def _trip(self, exc: BaseException) -> None:
         if time.monotonic() >= self._skip_until:

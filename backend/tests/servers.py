@@ -88,14 +88,16 @@ def _answers(url: str) -> bool:
 class RedisServer:
     """redis-server on a loopback port, as the prediction cache; it can be stopped and started again."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        login = f":{self.password}@" if self.password else ""
+        return f"redis://{login}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         command = [
@@ -110,6 +112,7 @@ class RedisServer:
             "no",
             "--dir",
             str(self.workdir),
+            *(["--requirepass", self.password] if self.password else []),
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
         wait_until(self._answers, 10)
@@ -123,14 +126,15 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                reply = sock.recv(64)
+                return reply.startswith(b"+PONG") or (self.password is not None and b"NOAUTH" in reply)
         except OSError:
             return False
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir)
+def redis_server(workdir: Path, password: str | None = None) -> Iterator[RedisServer]:
+    server = RedisServer(workdir, password)
     server.start()
     try:
         yield server

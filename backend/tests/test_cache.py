@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis as RedisClient
 
-from mlstack.cache import MAX_KEYS_PER_WRITE, PredictionCache
+from mlstack.cache import PredictionCache
 from mlstack.cli import main as cli
 from mlstack.settings import Settings
 
@@ -118,60 +118,68 @@ def predicted_rows(client: TestClient) -> float:
 
 
 def command_calls(redis: RedisServer, command: str) -> int:
-    """Calls that succeeded (a first EVALSHA fails with NOSCRIPT; redis-py then loads the script)."""
+    """Calls of a command that succeeded, as Redis counts them."""
     stats = RedisClient.from_url(redis.url).info("commandstats").get(f"cmdstat_{command}", {})
     return int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
 
 
-def test_concurrent_lookups_share_one_mget_and_writes_one_script_call(
+def reads_processed(client: RedisClient) -> int:
+    """Read events Redis handled (this INFO's own included): commands sent in one write arrive in one."""
+    return int(client.info("stats")["total_reads_processed"])
+
+
+def test_concurrent_lookups_share_one_mget_and_writes_leave_together(
     store_dir: Path, redis: RedisServer
 ) -> None:
     settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_ttl_s=120)
     keys = [[f"mlstack:pred:test:{request}:{row}" for row in range(3)] for request in range(8)]
 
-    async def scenario() -> tuple[list[Any], list[Any]]:
-        cache = PredictionCache(settings)
-        cache.put_many([(key, {"l": i}) for i, key in enumerate(keys[0] + keys[1])])
+    async def scenario() -> tuple[int, list[Any], list[Any]]:
+        cache, stats = PredictionCache(settings), RedisClient.from_url(redis.url)
+        await cache.get_many(["mlstack:pred:test:warm"])  # the connection is open
+        reads_before = reads_processed(stats)
+        cache.put_many([(key, {"l": i}) for i, key in enumerate(keys[0])])  # two requests answered in
+        cache.put_many([(key, {"l": i + 3}) for i, key in enumerate(keys[1])])  # the same turn
         await asyncio.sleep(0.2)
+        writes = reads_processed(stats) - reads_before - 1  # the second INFO's own read
         found = await asyncio.gather(*(cache.get_many(wanted) for wanted in keys))
         again = await asyncio.gather(*(cache.get_many(wanted) for wanted in keys[:2]))
         await cache.close()
-        return found, again
+        return writes, found, again
 
     mget_before = command_calls(redis, "mget")
-    found, again = asyncio.run(scenario())
+    writes, found, again = asyncio.run(scenario())
 
-    assert command_calls(redis, "mget") - mget_before == 2  # eight lookups, then two: one MGET each time
-    assert command_calls(redis, "set") == 6  # by the script (its SETs count too), in one call
-    assert command_calls(redis, "evalsha") == 1
+    assert command_calls(redis, "mget") - mget_before == 3  # the first, then eight lookups, then two
+    assert command_calls(redis, "set") == 6
+    assert writes == 1  # both requests' SETs in one write
     assert [entry and entry["l"] for entry in found[0] + found[1]] == list(range(6))
     assert found[2:] == [[None] * 3] * 6
     assert again == found[:2]
     assert 0 < RedisClient.from_url(redis.url).ttl(keys[0][0]) <= 120
 
 
-def test_big_writes_go_in_short_script_calls(store_dir: Path, redis: RedisServer) -> None:
-    """Every lookup waits behind a running script: no write may hold Redis for long."""
+def test_a_big_write_lands_whole_before_a_lookup_sent_after_it(store_dir: Path, redis: RedisServer) -> None:
+    """One connection, commands in order: a lookup sent after a write sees what the write set."""
     settings = Settings(store_dir=store_dir, redis_url=redis.url)
-    items = [(f"mlstack:pred:test:big:{row}", {"l": row}) for row in range(MAX_KEYS_PER_WRITE * 3 + 1)]
+    items = [(f"mlstack:pred:test:big:{row}", {"l": row}) for row in range(3001)]
 
     async def scenario() -> list[Any] | None:
         cache = PredictionCache(settings)
         cache.put_many(items)
-        await asyncio.sleep(0.5)
-        found = await cache.get_many([key for key, _ in items], near=False)
+        found = await cache.get_many([key for key, _ in items], near=False)  # sent in the same turn
         await cache.close()
         return found
 
     found = asyncio.run(scenario())
 
-    assert command_calls(redis, "evalsha") == 4
+    assert command_calls(redis, "set") == len(items)
     assert found is not None
     assert [entry and entry["l"] for entry in found] == list(range(len(items)))
 
 
-def test_a_write_that_times_out_costs_its_rows_not_the_lookups(store_dir: Path, redis: RedisServer) -> None:
-    """Under load a write can be slow; the rows go uncached, and Redis stays in use for lookups."""
+def test_a_write_that_times_out_does_not_stop_the_lookups(store_dir: Path, redis: RedisServer) -> None:
+    """Under load a write can be late; that is no failure of Redis, which stays in use for lookups."""
     assert redis.process is not None
     pid = redis.process.pid
     settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=50, cache_retry_after_s=30)
@@ -196,7 +204,7 @@ def test_a_write_that_times_out_costs_its_rows_not_the_lookups(store_dir: Path, 
     available, lost, later = asyncio.run(scenario())
 
     assert available  # not bypassed for the 30 s a failure would cost
-    assert lost == [None]
+    assert lost in ([None], [{"l": 1}])  # looked up, not bypassed; the late SET may have landed meanwhile
     assert later == [{"l": 2}]
 
 

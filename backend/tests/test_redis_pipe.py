@@ -1,0 +1,136 @@
+"""The cache's pipelined Redis client against a real redis-server: order, errors, lateness, loss, login."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis as RedisClient
+
+from mlstack.redis_pipe import RedisPipe, ReplyError
+
+from .servers import RedisServer, redis_server
+
+
+def reads_processed(client: RedisClient) -> int:
+    return int(client.info("stats")["total_reads_processed"])
+
+
+def test_commands_of_one_turn_leave_in_one_write_and_get_their_own_replies(redis: RedisServer) -> None:
+    stats = RedisClient.from_url(redis.url)
+
+    async def scenario() -> tuple[list[Any], int]:
+        pipe = RedisPipe(redis.url, timeout_s=1)
+        await pipe.call("PING")  # connected
+        before = reads_processed(stats)
+        replies = await asyncio.gather(
+            pipe.call("SET", "a", "1"),
+            pipe.call("GET", "a"),
+            pipe.call_many([("INCR", "n"), ("INCR", "n"), ("MGET", "a", "n", "missing")]),
+            pipe.call("GET", "n"),
+        )
+        reads = reads_processed(stats) - before - 1  # the second INFO's own read
+        await pipe.close()
+        return replies, reads
+
+    replies, reads = asyncio.run(scenario())
+
+    assert replies == [b"OK", b"1", [1, 2, [b"1", b"2", None]], b"2"]
+    assert reads == 1
+
+
+def test_an_error_reply_fails_its_own_command_only(redis: RedisServer) -> None:
+    async def scenario() -> list[Any]:
+        pipe = RedisPipe(redis.url, timeout_s=1)
+        await pipe.call("SET", "word", "hello")
+        replies = await asyncio.gather(
+            pipe.call("INCR", "word"), pipe.call("GET", "word"), return_exceptions=True
+        )
+        many = await pipe.call_many([("INCR", "word"), ("GET", "word")])  # errors as values there
+        await pipe.close()
+        return [*replies, *many]
+
+    incr, get, many_incr, many_get = asyncio.run(scenario())
+
+    assert isinstance(incr, ReplyError)
+    assert "not an integer" in str(incr)
+    assert get == b"hello"
+    assert isinstance(many_incr, ReplyError)
+    assert many_get == b"hello"
+
+
+@pytest.mark.faults
+def test_a_late_reply_is_dropped_and_the_next_command_gets_its_own(redis: RedisServer) -> None:
+    assert redis.process is not None
+    pid = redis.process.pid
+
+    async def scenario() -> tuple[BaseException | None, Any]:
+        pipe = RedisPipe(redis.url, timeout_s=1)
+        await pipe.call_many([("SET", "x", "late"), ("SET", "y", "on time")])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            late: BaseException | None = None
+            try:
+                await pipe.call("GET", "x", timeout_s=0.05)
+            except TimeoutError as exc:
+                late = exc
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        after = await pipe.call("GET", "y")  # its reply comes after the late one, which is dropped
+        await pipe.close()
+        return late, after
+
+    late, after = asyncio.run(scenario())
+
+    assert isinstance(late, TimeoutError)
+    assert after == b"on time"
+
+
+@pytest.mark.faults
+def test_a_lost_redis_fails_fast_and_the_pipe_reconnects_when_it_is_back(redis: RedisServer) -> None:
+    async def scenario() -> tuple[BaseException | None, Any]:
+        pipe = RedisPipe(redis.url, timeout_s=1)
+        await pipe.call("SET", "k", "v")
+        redis.stop()
+        lost: BaseException | None = None
+        try:
+            await pipe.call("GET", "k")
+        except ConnectionError as exc:
+            lost = exc
+        redis.start()  # an empty Redis on the same port
+        back = await pipe.call("SET", "k", "again")
+        await pipe.close()
+        return lost, back
+
+    lost, back = asyncio.run(scenario())
+
+    assert isinstance(lost, ConnectionError)
+    assert back == b"OK"
+
+
+def test_password_and_database_come_from_the_url(tmp_path: Path) -> None:
+    with redis_server(tmp_path, password="s3cret") as server:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/3"
+        wrong = f"redis://:wrong@127.0.0.1:{server.port}/3"
+
+        async def scenario() -> tuple[Any, BaseException | None]:
+            pipe = RedisPipe(url, timeout_s=1)
+            stored = await pipe.call("SET", "in-db-3", "yes")
+            await pipe.close()
+            refused: BaseException | None = None
+            try:
+                await RedisPipe(wrong, timeout_s=1).call("PING")
+            except ConnectionError as exc:
+                refused = exc
+            return stored, refused
+
+        stored, refused = asyncio.run(scenario())
+        value = RedisClient.from_url(url).get("in-db-3")
+
+    assert stored == b"OK"
+    assert value == b"yes"
+    assert "AUTH" in str(refused)
