@@ -26,7 +26,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from mlstack.near_cache import PING_TIMEOUT_S, NearCache
-from mlstack.redis_pipe import RedisPipe
+from mlstack.redis_pipe import RedisPipe, pack_set_ex
 from mlstack.settings import Settings
 
 log = logging.getLogger("mlstack.cache")
@@ -105,7 +105,7 @@ class PredictionCache:
             return None
         if not near or self.near is None:
             return await self._shared(keys)
-        found: list[Entry | None] = [self.near.get(key) for key in keys]
+        found: list[Entry | None] = self.near.get_many(keys)
         missing = [i for i, entry in enumerate(found) if entry is None]
         if len(missing) < len(keys):
             self._on_near_hits(len(keys) - len(missing))
@@ -155,7 +155,11 @@ class PredictionCache:
         finally:  # every waiting request gets an answer, whatever happened here
             start = 0
             for wanted, future in lookups:
-                found = None if raw is None else [_decode(v) for v in raw[start : start + len(wanted)]]
+                found = (
+                    None
+                    if raw is None
+                    else [None if v is None else _decode(v) for v in raw[start : start + len(wanted)]]
+                )
                 start += len(wanted)
                 if not future.done():  # its request may have been cancelled meanwhile
                     future.set_result(found)
@@ -207,9 +211,11 @@ class PredictionCache:
 
     async def _write(self, items: Sequence[tuple[str, Entry]]) -> None:
         assert self._redis is not None
-        ttl, dumps = self._ttl_s, orjson.dumps
+        dumps = orjson.dumps
         try:
-            await self._redis.call_many([("SET", key, dumps(entry), "EX", ttl) for key, entry in items])
+            await self._redis.send_quietly(
+                pack_set_ex([(key, dumps(entry)) for key, entry in items], self._ttl_s)
+            )
         except TimeoutError as exc:
             # Rows not cached, nothing lost: a slow write under load is no reason to stop the lookups
             # (a Redis that stopped answering makes them time out, and they bypass it then).

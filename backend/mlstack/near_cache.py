@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -74,6 +74,16 @@ class NearCache:
             return None
         self._entries.move_to_end(key)
         return found[1]
+
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        """get() for each key; the lookups in C, since most rows of a batch are not here."""
+        if not self.watching:
+            return [None] * len(keys)
+        found: list[Any] = list(map(self._entries.get, keys))
+        for i, hit in enumerate(found):
+            if hit is not None:
+                found[i] = self.get(keys[i])
+        return found
 
     def put(self, key: str, entry: Any) -> None:
         if not self.watching:

@@ -22,6 +22,8 @@ from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ResponseError
 
 Command = Sequence[Any]
+REPLIES_OFF = hiredis.pack_command(("CLIENT", "REPLY", "OFF"))
+REPLIES_ON = hiredis.pack_command(("CLIENT", "REPLY", "ON"))
 
 
 class ReplyError(ResponseError):
@@ -123,6 +125,11 @@ class RedisPipe:
         packed = [hiredis.pack_command(tuple(command)) for command in commands]
         return await self._retried(packed, len(packed), timeout_s) if packed else []  # type: ignore[no-any-return]
 
+    async def send_quietly(self, packed: bytes, timeout_s: float | None = None) -> None:
+        """Commands packed together (e.g. by pack_set_ex) whose replies Redis does not even write: done
+        when Redis has run them all. Their errors go unseen; fit for writes that may fail harmlessly."""
+        await self._retried([REPLIES_OFF, packed, REPLIES_ON], 1, timeout_s)
+
     async def close(self) -> None:
         if self._connecting is not None:
             self._connecting.cancel()
@@ -185,6 +192,14 @@ class RedisPipe:
             except ReplyError as exc:
                 connection.close()
                 raise ConnectionError(f"Redis refused {command[0]}: {exc}") from None
+
+
+def pack_set_ex(items: Sequence[tuple[str, bytes]], ttl_s: int) -> bytes:
+    """`SET key value EX ttl` for each pair, packed here: hiredis.pack_command costs three times as much
+    per command, a third of a 100-row batch's cache work."""
+    tail = b"\r\n$2\r\nEX\r\n$%d\r\n%d\r\n" % (len(str(ttl_s)), ttl_s)
+    set_ = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b%b"
+    return b"".join([set_ % (len(k := key.encode()), k, len(value), value, tail) for key, value in items])
 
 
 async def _dial(params: dict[str, Any]) -> _Connection:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis import Redis as RedisClient
 
-from mlstack.redis_pipe import RedisPipe, ReplyError
+from mlstack.redis_pipe import RedisPipe, ReplyError, pack_set_ex
 
 from .servers import RedisServer, redis_server
 
@@ -134,3 +134,26 @@ def test_password_and_database_come_from_the_url(tmp_path: Path) -> None:
     assert stored == b"OK"
     assert value == b"yes"
     assert "AUTH" in str(refused)
+
+
+def test_quiet_sets_land_with_their_ttl_and_the_replies_stay_in_step(redis: RedisServer) -> None:
+    pairs = [(f"quiet:{i}", b'{"l": %d}' % i) for i in range(300)] + [("quiet:\u00e9", b"accented key")]
+
+    async def scenario() -> tuple[Any, Any]:
+        pipe = RedisPipe(redis.url, timeout_s=1)
+        before, _, after = await asyncio.gather(
+            pipe.call("GET", "quiet:0"),
+            pipe.send_quietly(pack_set_ex(pairs, 60)),
+            pipe.call("GET", "quiet:299"),  # sent after the SETs in the same write: sees them
+        )
+        await pipe.close()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    client = RedisClient.from_url(redis.url)
+
+    assert before is None
+    assert after == b'{"l": 299}'
+    assert client.get("quiet:\u00e9") == b"accented key"
+    assert 0 < client.ttl("quiet:150") <= 60
+    assert int(client.info("commandstats")["cmdstat_set"]["calls"]) == len(pairs)
