@@ -6,8 +6,8 @@ Values are JSON, never pickle: a poisoned cache must not become code execution.
 
 A round trip to Redis costs the replica tens of µs of CPU, more than an ONNX prediction. So each replica
 keeps recent entries in memory as well (near_cache.py), the lookups of requests that arrive together share
-one MGET, and their writes go together as pipelined SETs (redis_pipe.py: one write for all the commands of
-a turn of the event loop, lookups and writes alike).
+one MGET, and their writes go together as SETs that Redis does not answer and nobody waits for
+(redis_pipe.py: one write for all the commands of a turn of the event loop, lookups and writes alike).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import orjson
@@ -32,9 +32,8 @@ from mlstack.settings import Settings
 log = logging.getLogger("mlstack.cache")
 
 Entry = dict[str, Any]
-MAX_UNWRITTEN_ROWS = 10_000
-"""Rows sent to Redis and not yet acknowledged, at most: when Redis is slower than traffic, rows go
-uncached rather than queue up."""
+Lookup = tuple[Sequence[str], asyncio.Future[Any]]
+"""One request's keys and the future that gets their entries."""
 MAX_KEYS_PER_CALL = 2_000
 """Lookups go in calls of at most this many keys (about 1 µs of Redis's time each)."""
 DELETE_TIMEOUT_S = 2.0
@@ -66,9 +65,7 @@ class PredictionCache:
         self._retry_after_s = settings.cache_retry_after_s
         self._skip_until = 0.0
         self._unwritten: list[tuple[str, Entry]] = []
-        self._writing = 0
-        """Rows sent to Redis whose SETs are not acknowledged yet."""
-        self._lookups: list[tuple[Sequence[str], asyncio.Future[Any]]] = []
+        self._lookups: list[Lookup] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._redis: RedisPipe | None = None
         self.near: NearCache | None = None
@@ -130,57 +127,82 @@ class PredictionCache:
 
     def _send_lookups(self) -> None:
         lookups, self._lookups = self._lookups, []
-        task = asyncio.create_task(self._look_up(lookups))
-        self._tasks.add(task)  # a reference, so the task is not collected before it ends
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._look_up(lookups, [key for wanted, _ in lookups for key in wanted]))
 
-    async def _look_up(self, lookups: list[tuple[Sequence[str], asyncio.Future[Any]]]) -> None:
+    async def _look_up(self, lookups: list[Lookup], keys: list[str]) -> None:
         assert self._redis is not None
-        keys = [key for wanted, _ in lookups for key in wanted]
-        raw: list[bytes | None] | None = None
+        raw: list[bytes | None] = []
         try:
-            raw = []
             for start in range(0, len(keys), MAX_KEYS_PER_CALL):
                 raw += await self._redis.call("MGET", *keys[start : start + MAX_KEYS_PER_CALL])
-        except TimeoutError as exc:
-            raw = None
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._hand_out(lookups, None, exc)
+        except BaseException:  # cancelled: every waiting request still gets an answer
+            self._hand_out(lookups, None, None)
+            raise
+        else:
+            self._hand_out(lookups, raw, None)
+
+    def _hand_out(
+        self, lookups: list[Lookup], raw: list[bytes | None] | None, failure: BaseException | None
+    ) -> None:
+        if isinstance(failure, TimeoutError):
             # Late, yet Redis answers its watch PINGs: the replica's own loop was too busy to read the
             # reply in time (batches under overload). These requests go without the cache; the others
             # keep it. A Redis that hangs fails its PING within two seconds and trips the breaker then.
             if self.near is None or not self.near.watching:
-                self._trip(exc)
-        except (RedisError, OSError) as exc:
-            self._trip(exc)
-            raw = None
-        finally:  # every waiting request gets an answer, whatever happened here
-            start = 0
-            for wanted, future in lookups:
-                found = (
-                    None
-                    if raw is None
-                    else [None if v is None else _decode(v) for v in raw[start : start + len(wanted)]]
-                )
-                start += len(wanted)
-                if not future.done():  # its request may have been cancelled meanwhile
-                    future.set_result(found)
+                self._trip(failure)
+        elif failure is not None:
+            self._trip(failure)
+        start = 0
+        for wanted, future in lookups:
+            found = (
+                None
+                if raw is None
+                else [None if v is None else _decode(v) for v in raw[start : start + len(wanted)]]
+            )
+            start += len(wanted)
+            if not future.done():  # its request may have been cancelled meanwhile
+                future.set_result(found)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)  # a reference, so the task is not collected before it ends
+        task.add_done_callback(self._tasks.discard)
 
     def put_many(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """Store entries in the background: the response does not wait for Redis. The entries of every
-        request that answers in this turn of the loop leave together, as pipelined SETs."""
+        """Store entries in the background: the response does not wait for Redis, nor does anything
+        else. The entries of every request that answers in this turn of the loop leave together."""
         if not items or not self.available:
             return
-        if self._writing + len(self._unwritten) >= MAX_UNWRITTEN_ROWS:
-            return  # Redis slower than traffic: drop, never queue up
         if not self._unwritten:
             asyncio.get_running_loop().call_soon(self._send_writes)
         self._unwritten.extend(items)
 
     def _send_writes(self) -> None:
+        """SETs with their TTL, whose replies Redis does not write. While Redis lags far behind, the rows
+        go uncached instead; with no open connection, they wait for one."""
         items, self._unwritten = self._unwritten, []
-        self._writing += len(items)
-        task = asyncio.create_task(self._write(items))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        assert self._redis is not None
+        if not items:
+            return
+        if not self._redis.connected:
+            self._spawn(self._connect_and_write(items))
+        elif not self._redis.writable:
+            log.debug("cache write skipped, %d rows not cached: Redis lags behind", len(items))
+        else:
+            dumps = orjson.dumps
+            self._redis.send_unanswered(pack_set_ex([(k, dumps(entry)) for k, entry in items], self._ttl_s))
+
+    async def _connect_and_write(self, items: list[tuple[str, Entry]]) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.connect()
+        except OSError as exc:
+            self._trip(exc)
+            return
+        self._unwritten = items + self._unwritten
+        self._send_writes()
 
     async def delete_matching(self, pattern: str) -> bool:
         """Delete every key matching a glob pattern (SCAN, then UNLINK); False if Redis failed."""
@@ -202,28 +224,14 @@ class PredictionCache:
         return True
 
     async def close(self) -> None:
+        if self._unwritten:
+            self._send_writes()
         if self.near is not None:
             await self.near.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1)
         if self._redis is not None:
             await self._redis.close()
-
-    async def _write(self, items: Sequence[tuple[str, Entry]]) -> None:
-        assert self._redis is not None
-        dumps = orjson.dumps
-        try:
-            await self._redis.send_quietly(
-                pack_set_ex([(key, dumps(entry)) for key, entry in items], self._ttl_s)
-            )
-        except TimeoutError as exc:
-            # Rows not cached, nothing lost: a slow write under load is no reason to stop the lookups
-            # (a Redis that stopped answering makes them time out, and they bypass it then).
-            log.debug("cache write timed out, %d rows not cached: %s", len(items), exc)
-        except (RedisError, OSError) as exc:
-            self._trip(exc)
-        finally:
-            self._writing -= len(items)
 
     def _trip(self, exc: BaseException) -> None:
         if time.monotonic() >= self._skip_until:

@@ -4,6 +4,7 @@ redis-py's asyncio client costs the replica about 80 µs of CPU per round trip (
 wrapper, a timeout context, stream reads in a task); this one about 35, most of it the two system calls.
 Commands issued in one turn of the event loop leave in one write; replies are matched to their commands
 in order as they arrive, in the protocol's callback, with no task per read. hiredis packs and parses.
+Writes that need no answer are sent with Redis's replies switched off, and nobody waits for them.
 
 Failures are the builtin ones the cache already handles: ConnectionError (OSError) when the connection
 is lost or cannot be made, TimeoutError when a reply is late, ReplyError for an error reply.
@@ -21,29 +22,23 @@ import hiredis
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ResponseError
 
-Command = Sequence[Any]
 REPLIES_OFF = hiredis.pack_command(("CLIENT", "REPLY", "OFF"))
 REPLIES_ON = hiredis.pack_command(("CLIENT", "REPLY", "ON"))
+MAX_BUFFERED_BYTES = 1 << 20
+"""Unsent bytes beyond which writes that need no answer are refused: Redis is slower than traffic."""
 
 
 class ReplyError(ResponseError):
     """Redis answered a command with an error (hiredis hands it over as a value, not raised)."""
 
 
-class _Waiting:
-    """A command, or several sent together, waiting for its replies."""
-
-    __slots__ = ("future", "left", "replies")
-
-    def __init__(self, future: asyncio.Future[Any], count: int) -> None:
-        self.future, self.left = future, count
-        self.replies: list[Any] | None = [] if count > 1 else None
-
-
 class _Connection(asyncio.Protocol):
+    """One socket: what is queued in a turn of the loop leaves in one write; each reply goes to the
+    oldest command still owed one (None: nobody waits for it)."""
+
     def __init__(self) -> None:
         self._reader = hiredis.Reader(replyError=ReplyError)
-        self._waiting: deque[_Waiting] = deque()
+        self._waiting: deque[asyncio.Future[Any] | None] = deque()
         self._outgoing: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self.open = False
@@ -52,19 +47,24 @@ class _Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         self.open = True
 
-    def send(self, packed: list[bytes], replies: int) -> asyncio.Future[Any]:
-        """Queues packed commands for the end of this loop turn; the future gets their reply (a list of
-        them when several). Only while open."""
-        future = asyncio.get_running_loop().create_future()
+    def send(self, packed: list[bytes], answered: bool = True) -> asyncio.Future[Any] | None:
+        """Queues packed commands that together earn one reply; a future for it if `answered`. Only
+        while open."""
+        future = asyncio.get_running_loop().create_future() if answered else None
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing += packed
-        self._waiting.append(_Waiting(future, replies))
+        self._waiting.append(future)
         return future
+
+    @property
+    def backed_up(self) -> bool:
+        unsent = self._transport.get_write_buffer_size() if self._transport is not None else 0
+        return unsent + sum(map(len, self._outgoing)) > MAX_BUFFERED_BYTES
 
     def _flush(self) -> None:
         outgoing, self._outgoing = self._outgoing, []
-        if self.open and self._transport is not None:
+        if outgoing and self.open and self._transport is not None:
             self._transport.write(b"".join(outgoing))
 
     def data_received(self, data: bytes) -> None:
@@ -74,31 +74,25 @@ class _Connection(asyncio.Protocol):
             if not waiting:  # a reply to nothing: the stream is out of step, start afresh
                 self.close(ConnectionError("Redis sent a reply to no command"))
                 return
-            first = waiting[0]
-            if first.replies is not None:
-                first.replies.append(reply)
-            first.left -= 1
-            if first.left:
+            future = waiting.popleft()
+            if future is None or future.done():  # unwanted, timed out or abandoned: dropped
                 continue
-            waiting.popleft()
-            if first.future.done():  # timed out, or its caller went away: the reply is dropped
-                continue
-            result = first.replies if first.replies is not None else reply
-            if isinstance(result, ReplyError):
-                first.future.set_exception(result)
+            if isinstance(reply, ReplyError):
+                future.set_exception(reply)
             else:
-                first.future.set_result(result)
+                future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
         lost = ConnectionError(f"connection to Redis lost: {exc or 'closed by Redis'}")
         while self._waiting:
-            future = self._waiting.popleft().future
-            if not future.done():
+            future = self._waiting.popleft()
+            if future is not None and not future.done():
                 future.set_exception(lost)
         self._outgoing.clear()
 
     def close(self, exc: Exception | None = None) -> None:
+        self._flush()  # what was queued still leaves: the transport sends its buffer before closing
         self.open = False
         if self._transport is not None:
             self._transport.close()
@@ -116,19 +110,40 @@ class RedisPipe:
         self._connecting: asyncio.Task[_Connection] | None = None
 
     async def call(self, *args: Any, timeout_s: float | None = None) -> Any:
-        """One command's reply. Retried once on a new connection when the old one turns out dead (after
-        Redis restarted, its first use fails): every command the cache sends is idempotent."""
-        return await self._retried([hiredis.pack_command(args)], 1, timeout_s)
+        """One command's reply, opening a connection if there is none. Retried once on a new connection
+        when the old one turns out dead (after Redis restarted, its first use fails): every command the
+        cache sends is idempotent."""
+        connection = self._connection
+        fresh = connection is None or not connection.open
+        if fresh:
+            connection = await self.connect()
+        sent = self._sent(connection, args, timeout_s)  # type: ignore[arg-type]
+        try:
+            return await sent
+        except ConnectionError:
+            if fresh:
+                raise
+        return await self._sent(await self.connect(), args, timeout_s)
 
-    async def call_many(self, commands: Sequence[Command], timeout_s: float | None = None) -> list[Any]:
-        """Several commands in one write; their replies in order (error replies among them as values)."""
-        packed = [hiredis.pack_command(tuple(command)) for command in commands]
-        return await self._retried(packed, len(packed), timeout_s) if packed else []  # type: ignore[no-any-return]
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and self._connection.open
 
-    async def send_quietly(self, packed: bytes, timeout_s: float | None = None) -> None:
-        """Commands packed together (e.g. by pack_set_ex) whose replies Redis does not even write: done
-        when Redis has run them all. Their errors go unseen; fit for writes that may fail harmlessly."""
-        await self._retried([REPLIES_OFF, packed, REPLIES_ON], 1, timeout_s)
+    @property
+    def writable(self) -> bool:
+        """Whether send_unanswered would take commands now."""
+        connection = self._connection
+        return connection is not None and connection.open and not connection.backed_up
+
+    def send_unanswered(self, packed: bytes) -> bool:
+        """Commands packed together (e.g. by pack_set_ex) that Redis runs without writing their replies
+        (between CLIENT REPLY OFF and ON; the ON's own reply is dropped on arrival). Nobody waits, and
+        their errors go unseen: for writes that may fail harmlessly. False, and nothing sent, unless
+        writable."""
+        if not self.writable:
+            return False
+        self._connection.send([REPLIES_OFF, packed, REPLIES_ON], answered=False)  # type: ignore[union-attr]
+        return True
 
     async def close(self) -> None:
         if self._connecting is not None:
@@ -137,30 +152,16 @@ class RedisPipe:
             self._connection.close()
             self._connection = None
 
-    async def _retried(self, packed: list[bytes], replies: int, timeout_s: float | None) -> Any:
-        connection = self._connection
-        fresh = connection is None or not connection.open
-        if fresh:
-            connection = await self._connect()
-        try:
-            return await self._sent(connection, packed, replies, timeout_s)  # type: ignore[arg-type]
-        except ConnectionError:
-            if fresh:
-                raise
-        return await self._sent(await self._connect(), packed, replies, timeout_s)
-
-    async def _sent(
-        self, connection: _Connection, packed: list[bytes], replies: int, timeout_s: float | None
-    ) -> Any:
-        future = connection.send(packed, replies)
+    def _sent(
+        self, connection: _Connection, args: Sequence[Any], timeout_s: float | None
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = connection.send([hiredis.pack_command(tuple(args))])  # type: ignore[assignment]
         timer = asyncio.get_running_loop().call_later(timeout_s or self._timeout_s, _expire, future)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        future.add_done_callback(lambda _: timer.cancel())
+        return future
 
-    async def _connect(self) -> _Connection:
-        """A new connection, shared by every caller that needs one meanwhile."""
+    async def connect(self) -> _Connection:
+        """The open connection, or a new one, shared by every caller that needs one meanwhile."""
         if self._connection is not None and self._connection.open:
             return self._connection
         if self._connecting is None or self._connecting.done():
@@ -171,27 +172,11 @@ class RedisPipe:
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 connection = await _dial(self._params)
-                await self._hello(connection, self._params)
+                await _hello(connection, self._params)
         except TimeoutError:
             raise ConnectionError(f"no connection to Redis within {self._connect_timeout_s:g}s") from None
         self._connection = connection
         return connection
-
-    @staticmethod
-    async def _hello(connection: _Connection, params: dict[str, Any]) -> None:
-        """AUTH and SELECT, when the URL asks for them."""
-        commands: list[tuple[Any, ...]] = []
-        if params.get("password") is not None:
-            user = (params["username"],) if params.get("username") else ()
-            commands.append(("AUTH", *user, params["password"]))
-        if params.get("db"):
-            commands.append(("SELECT", params["db"]))
-        for command in commands:
-            try:
-                await connection.send([hiredis.pack_command(command)], 1)
-            except ReplyError as exc:
-                connection.close()
-                raise ConnectionError(f"Redis refused {command[0]}: {exc}") from None
 
 
 def pack_set_ex(items: Sequence[tuple[str, bytes]], ttl_s: int) -> bytes:
@@ -212,6 +197,22 @@ async def _dial(params: dict[str, Any]) -> _Connection:
     host, port = params.get("host", "localhost"), params.get("port", 6379)
     _, connection = await loop.create_connection(_Connection, host, port, ssl=tls)
     return connection
+
+
+async def _hello(connection: _Connection, params: dict[str, Any]) -> None:
+    """AUTH and SELECT, when the URL asks for them."""
+    commands: list[tuple[Any, ...]] = []
+    if params.get("password") is not None:
+        user = (params["username"],) if params.get("username") else ()
+        commands.append(("AUTH", *user, params["password"]))
+    if params.get("db"):
+        commands.append(("SELECT", params["db"]))
+    for command in commands:
+        try:
+            await connection.send([hiredis.pack_command(command)])  # type: ignore[misc]
+        except ReplyError as exc:
+            connection.close()
+            raise ConnectionError(f"Redis refused {command[0]}: {exc}") from None
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
