@@ -41,6 +41,9 @@ def full(connections: tuple[int, ...] = (1, 16, 64), replicas: tuple[int, ...] =
         cells += [Cell("batching and runtime", config, "miss1", c) for c in wide]
         if batching and not onnx:
             cells.append(Cell("batching and runtime", config, "batch100", c16))
+    # What the cache costs: the peers cache nothing, and every cached row is a lookup and a SET in Redis.
+    uncached = Config(MAIN.replicas, MAIN.batching, MAIN.onnx, cache=False)
+    cells += [Cell("batching and runtime", uncached, load, c16) for load in ("miss1", "batch100")]
     # The main configuration again, beside the others: the scaling ratios compare stacks measured in turns,
     # not a quarter of an hour apart (runs on a shared machine drift by 10-30%, more than the margin sought).
     for n in replicas:

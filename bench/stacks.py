@@ -23,22 +23,26 @@ UNLIMITED = 10_000_000  # the gateway's per-key rate limit would otherwise be wh
 
 @dataclass(frozen=True)
 class Config:
-    """One stack: how many replicas, micro-batching on or off, ONNX allowed or joblib forced."""
+    """One stack: how many replicas, micro-batching on or off, ONNX allowed or joblib forced, the
+    prediction cache on or off."""
 
     replicas: int = 2
     batching: bool = True
     onnx: bool = True
+    cache: bool = True
 
     def env(self) -> dict[str, str]:
         return {
             "BACKEND_BATCHING_ENABLED": str(self.batching).lower(),
             "BACKEND_ONNX_ENABLED": str(self.onnx).lower(),
+            "BACKEND_CACHE_ENABLED": str(self.cache).lower(),
         }
 
     @property
     def label(self) -> str:
         replicas = f"{self.replicas} replica{'s' if self.replicas > 1 else ''}"
-        return f"{replicas}, batching {'on' if self.batching else 'off'}{'' if self.onnx else ', ONNX off'}"
+        onnx, cache = "" if self.onnx else ", ONNX off", "" if self.cache else ", cache off"
+        return f"{replicas}, batching {'on' if self.batching else 'off'}{onnx}{cache}"
 
 
 @contextmanager
