@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, plan, report, wrk
-from bench.stacks import Config, bypassed, cache_rows, engine, get_json, running
+from bench.stacks import Config, bypassed, cache_rows, engine, get_json, running, unwritten
 from stack.native import NativeStack
 from stack.procs import PINNED_THREADS
 
@@ -157,7 +157,8 @@ class Loader:
             f"bench: {target.config.label}, {cell.load} at {cell.connections}: {figures.rate:,.0f} req/s",
             file=sys.stderr,
         )
-        return report.Result(cell, figures, target.served, bypassed(before, cache_rows(stack)))
+        after = cache_rows(stack)
+        return report.Result(cell, figures, target.served, bypassed(before, after), unwritten(before, after))
 
     def interleaved(self, stacks: list[tuple[Config, list[plan.Cell]]], rounds: int) -> list[report.Result]:
         """All the stacks at once, their cells in rounds, in order then in reverse (1 2 4 4 2 1 ...): a
@@ -234,6 +235,7 @@ def raw(results: list[report.Result], limits: dict[str, dict[str, Any]], machine
                 "rate": r.figures.rate,
                 "rows_per_s": r.rows_per_s,
                 "cache_bypassed": r.bypassed,
+                "cache_unwritten": r.unwritten,
             }
             for r in results
         ],

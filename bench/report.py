@@ -19,6 +19,8 @@ class Result:
     engine: str
     bypassed: float | None = None
     """The share of predicted rows that went without the cache (Redis slow or down): None when unknown."""
+    unwritten: float | None = None
+    """The share of missed rows, computed, that were not written to the cache (Redis lagging behind)."""
 
     @property
     def rows_per_s(self) -> float:
@@ -31,6 +33,7 @@ def combined(rounds: list[Result]) -> Result:
     first, figures = rounds[0], [r.figures for r in rounds]
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     shares = [r.bypassed for r in rounds if r.bypassed is not None]
+    left_out = [r.unwritten for r in rounds if r.unwritten is not None]
     together = Figures(
         requests=sum(f.requests for f in figures),
         seconds=sum(f.seconds for f in figures),
@@ -39,23 +42,30 @@ def combined(rounds: list[Result]) -> Result:
         p95_ms=mean([f.p95_ms for f in figures]),
         p99_ms=mean([f.p99_ms for f in figures]),
     )
-    return Result(first.cell, together, first.engine, mean(shares) if shares else None)
+    return Result(
+        first.cell,
+        together,
+        first.engine,
+        mean(shares) if shares else None,
+        mean(left_out) if left_out else None,
+    )
 
 
 def table(results: list[Result]) -> str:
     lines = [
         "| section | stack | runtime | load | connections | req/s | rows/s | p50 ms | p95 ms | p99 ms "
-        "| errors | cache bypassed |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| errors | cache bypassed | misses not cached |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         f, c = r.figures, r.cell
         rows = f"{r.rows_per_s:,.0f}" if ROWS[c.load] else ""
         bypassed = "" if r.bypassed is None else f"{r.bypassed:.0%}"
+        left_out = "" if r.unwritten is None else f"{r.unwritten:.0%}"
         lines.append(
             f"| {c.section} | {c.peer or c.config.label} | {r.engine} | {LOADS[c.load]} | {c.connections} | "
             f"{f.rate:,.0f} | {rows} | {f.p50_ms:.1f} | {f.p95_ms:.1f} | {f.p99_ms:.1f} | {f.errors} "
-            f"| {bypassed} |"
+            f"| {bypassed} | {left_out} |"
         )
     return "\n".join(lines)
 

@@ -70,7 +70,8 @@ def get_json(stack: NativeStack, path: str) -> Any:
 
 
 def cache_rows(stack: NativeStack) -> Counter[str]:
-    """Rows each replica looked up in the cache so far, by result (hit, miss, bypass), summed."""
+    """Rows each replica looked up in the cache so far, by result (hit, miss, bypass), and the computed
+    rows it left out of the cache (unwritten), summed."""
     total: Counter[str] = Counter()
     for replica in stack.replicas:
         request = urllib.request.Request(
@@ -83,14 +84,22 @@ def cache_rows(stack: NativeStack) -> Counter[str]:
                 for sample in family.samples:
                     if sample.name.endswith("_total"):
                         total[sample.labels["result"]] += int(sample.value)
+            if family.name == "mlstack_cache_unwritten_rows":
+                total["unwritten"] += sum(int(s.value) for s in family.samples if s.name.endswith("_total"))
     return total
 
 
 def bypassed(before: Counter[str], after: Counter[str]) -> float | None:
     """The share of rows that went without the cache between two readings (None: no rows)."""
     change = after - before
-    rows = sum(change.values())
+    rows = change["hit"] + change["miss"] + change["bypass"]
     return change["bypass"] / rows if rows else None
+
+
+def unwritten(before: Counter[str], after: Counter[str]) -> float | None:
+    """The share of missed rows, computed, that were left out of the cache (None: no misses)."""
+    change = after - before
+    return change["unwritten"] / change["miss"] if change["miss"] else None
 
 
 def engine(manifest: dict[str, Any]) -> str:

@@ -24,7 +24,9 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
 
     assert run.returncode == 0, run.stderr[-3000:]
     for load in ("GET /v2 \\(no model work\\)", "1 row, cache miss"):
-        line = rf"\| {load} \| 16 \| [0-9][0-9,]* \|[^\n]*\| 0 \| (0%)? \|\n"  # no errors, nothing bypassed
+        line = (
+            rf"\| {load} \| 16 \| [0-9][0-9,]* \|[^\n]*\| 0 \| (0%)? \| (0%)? \|\n"  # no errors, all cached
+        )
         assert re.search(line, run.stdout), run.stdout
     assert re.search(r"\| cache misses, 1 row: req/s ÷ ceiling route's \| [0-9]+\.[0-9]{2} \|", run.stdout)
     cells = json.loads((tmp_path / "results.json").read_text())["cells"]
@@ -35,7 +37,8 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
         ("replicas", "miss1"),
     ]
     assert all(c["requests"] > 0 and c["errors"] == 0 for c in cells)
-    assert [c["cache_bypassed"] for c in cells] == [None, 0.0, 0.0, 0.0]  # misses looked up and written
+    assert [c["cache_bypassed"] for c in cells] == [None, 0.0, 0.0, 0.0]  # misses looked up
+    assert [c["cache_unwritten"] for c in cells] == [None, 0.0, 0.0, 0.0]  # and written
     assert re.search(r"\| 2 replicas ÷ 1: req/s \(misses\) \| [0-9]+\.[0-9]{2} \|", run.stdout)
     order = re.findall(r"bench: (\d) replicas?, batching on, miss1 at 16", run.stderr)
     assert order[-4:] == ["1", "2", "2", "1"]  # in turns, the second round in reverse

@@ -36,6 +36,9 @@ Lookup = tuple[Sequence[str], asyncio.Future[Any]]
 """One request's keys and the future that gets their entries."""
 MAX_KEYS_PER_CALL = 2_000
 """Lookups go in calls of at most this many keys (about 1 µs of Redis's time each)."""
+MAX_WRITING_ROWS = 2_000
+"""Rows sent to Redis and not yet run, at most: when Redis is slower than traffic, rows go uncached
+rather than queue up."""
 DELETE_TIMEOUT_S = 2.0
 """SCAN and UNLINK are no lookups: an erasure may take longer than a request's cache budget."""
 
@@ -60,19 +63,31 @@ def _decode(value: bytes | None) -> Entry | None:
 class PredictionCache:
     """Redis behind a small breaker: after a failure it is skipped for a while, then one call probes it."""
 
-    def __init__(self, settings: Settings, on_near_hits: Callable[[int], None] = lambda rows: None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_near_hits: Callable[[int], None] = lambda rows: None,
+        on_unwritten: Callable[[int], None] = lambda rows: None,
+    ) -> None:
         self._ttl_s = settings.cache_ttl_s
         self._retry_after_s = settings.cache_retry_after_s
         self._skip_until = 0.0
         self._unwritten: list[tuple[str, Entry]] = []
+        self._writing = 0
+        """Rows sent to Redis that it has not run yet."""
         self._lookups: list[Lookup] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._redis: RedisPipe | None = None
+        self._writes: RedisPipe | None = None
         self.near: NearCache | None = None
         self._on_near_hits = on_near_hits
+        self._on_unwritten = on_unwritten
         if settings.cache_enabled and settings.redis_url:
             # fails fast on a dead Redis (no backoff), with one immediate retry on a connection found dead
             self._redis = RedisPipe(settings.redis_url, settings.redis_timeout_ms / 1000)
+            # Writes on a connection of their own: Redis takes turns between connections, so a lookup
+            # never waits behind a long run of SETs (on one connection, under batch load, it did).
+            self._writes = RedisPipe(settings.redis_url, settings.redis_timeout_ms / 1000)
             if settings.near_cache_entries:
                 ttl_s = min(settings.near_cache_ttl_s, settings.cache_ttl_s)
                 # its own connection pool: sharing one with lookups, a restart of Redis broke a lookup
@@ -180,26 +195,38 @@ class PredictionCache:
         self._unwritten.extend(items)
 
     def _send_writes(self) -> None:
-        """SETs with their TTL, whose replies Redis does not write. While Redis lags far behind, the rows
-        go uncached instead; with no open connection, they wait for one."""
+        """SETs with their TTL, whose replies Redis does not write; nobody waits for them. While Redis
+        has many rows still to run, these go uncached instead; with no open connection, they wait."""
         items, self._unwritten = self._unwritten, []
-        assert self._redis is not None
+        assert self._writes is not None
         if not items:
             return
-        if not self._redis.connected:
-            self._spawn(self._connect_and_write(items))
-        elif not self._redis.writable:
+        if self._writing + len(items) > MAX_WRITING_ROWS:
             log.debug("cache write skipped, %d rows not cached: Redis lags behind", len(items))
-        else:
-            dumps = orjson.dumps
-            self._redis.send_unanswered(pack_set_ex([(k, dumps(entry)) for k, entry in items], self._ttl_s))
+            self._on_unwritten(len(items))
+            return
+        if not self._writes.connected:
+            self._spawn(self._connect_and_write(items))
+            return
+        dumps = orjson.dumps
+        ran = self._writes.run_quietly(pack_set_ex([(k, dumps(entry)) for k, entry in items], self._ttl_s))
+        assert ran is not None
+        self._writing += len(items)
+        ran.add_done_callback(lambda done: self._written(len(items), done))
+
+    def _written(self, rows: int, done: asyncio.Future[Any]) -> None:
+        self._writing -= rows
+        if done.cancelled() or done.exception() is not None:  # lost with the connection: uncached
+            log.debug("cache write lost, %d rows not cached", rows)
+            self._on_unwritten(rows)
 
     async def _connect_and_write(self, items: list[tuple[str, Entry]]) -> None:
-        assert self._redis is not None
+        assert self._writes is not None
         try:
-            await self._redis.connect()
+            await self._writes.connect()
         except OSError as exc:
-            self._trip(exc)
+            log.debug("cache write skipped, %d rows not cached: %s", len(items), exc)
+            self._on_unwritten(len(items))
             return
         self._unwritten = items + self._unwritten
         self._send_writes()
@@ -230,8 +257,9 @@ class PredictionCache:
             await self.near.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1)
-        if self._redis is not None:
-            await self._redis.close()
+        for pipe in (self._redis, self._writes):
+            if pipe is not None:
+                await pipe.close()
 
     def _trip(self, exc: BaseException) -> None:
         if time.monotonic() >= self._skip_until:

@@ -92,7 +92,9 @@ class Inference:
     async def start(
         cls, settings: Settings, registry: Registry, metrics: Metrics, users: UserStore | None = None
     ) -> AsyncIterator[Inference]:
-        cache = PredictionCache(settings, on_near_hits=metrics.near_cache_rows.inc)
+        cache = PredictionCache(
+            settings, on_near_hits=metrics.near_cache_rows.inc, on_unwritten=metrics.cache_unwritten_rows.inc
+        )
         cache.start()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         batcher = Batcher(

@@ -37,6 +37,11 @@ class Metrics:
         self.cache_rows = Counter(
             "mlstack_cache_rows", "Rows looked up in the prediction cache", ["result"], registry=self.registry
         )
+        self.cache_unwritten_rows = Counter(
+            "mlstack_cache_unwritten_rows",
+            "Computed rows left out of the cache: Redis lagged too far behind, or the connection was lost",
+            registry=self.registry,
+        )
         self.near_cache_rows = Counter(
             "mlstack_near_cache_rows",
             "Cache hits answered from this replica's memory, without Redis (part of the hits)",

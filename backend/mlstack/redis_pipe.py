@@ -4,7 +4,7 @@ redis-py's asyncio client costs the replica about 80 µs of CPU per round trip (
 wrapper, a timeout context, stream reads in a task); this one about 35, most of it the two system calls.
 Commands issued in one turn of the event loop leave in one write; replies are matched to their commands
 in order as they arrive, in the protocol's callback, with no task per read. hiredis packs and parses.
-Writes that need no answer are sent with Redis's replies switched off, and nobody waits for them.
+Writes that need no answer are run with Redis's replies switched off: one reply says they all ran.
 
 Failures are the builtin ones the cache already handles: ConnectionError (OSError) when the connection
 is lost or cannot be made, TimeoutError when a reply is late, ReplyError for an error reply.
@@ -24,8 +24,6 @@ from redis.exceptions import ResponseError
 
 REPLIES_OFF = hiredis.pack_command(("CLIENT", "REPLY", "OFF"))
 REPLIES_ON = hiredis.pack_command(("CLIENT", "REPLY", "ON"))
-MAX_BUFFERED_BYTES = 1 << 20
-"""Unsent bytes beyond which writes that need no answer are refused: Redis is slower than traffic."""
 
 
 class ReplyError(ResponseError):
@@ -34,11 +32,11 @@ class ReplyError(ResponseError):
 
 class _Connection(asyncio.Protocol):
     """One socket: what is queued in a turn of the loop leaves in one write; each reply goes to the
-    oldest command still owed one (None: nobody waits for it)."""
+    oldest command still owed one."""
 
     def __init__(self) -> None:
         self._reader = hiredis.Reader(replyError=ReplyError)
-        self._waiting: deque[asyncio.Future[Any] | None] = deque()
+        self._waiting: deque[asyncio.Future[Any]] = deque()
         self._outgoing: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self.open = False
@@ -47,20 +45,14 @@ class _Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         self.open = True
 
-    def send(self, packed: list[bytes], answered: bool = True) -> asyncio.Future[Any] | None:
-        """Queues packed commands that together earn one reply; a future for it if `answered`. Only
-        while open."""
-        future = asyncio.get_running_loop().create_future() if answered else None
+    def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
+        """Queues packed commands that together earn one reply, and a future for it. Only while open."""
+        future = asyncio.get_running_loop().create_future()
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing += packed
         self._waiting.append(future)
         return future
-
-    @property
-    def backed_up(self) -> bool:
-        unsent = self._transport.get_write_buffer_size() if self._transport is not None else 0
-        return unsent + sum(map(len, self._outgoing)) > MAX_BUFFERED_BYTES
 
     def _flush(self) -> None:
         outgoing, self._outgoing = self._outgoing, []
@@ -75,7 +67,7 @@ class _Connection(asyncio.Protocol):
                 self.close(ConnectionError("Redis sent a reply to no command"))
                 return
             future = waiting.popleft()
-            if future is None or future.done():  # unwanted, timed out or abandoned: dropped
+            if future.done():  # timed out or abandoned: the reply is dropped
                 continue
             if isinstance(reply, ReplyError):
                 future.set_exception(reply)
@@ -87,7 +79,7 @@ class _Connection(asyncio.Protocol):
         lost = ConnectionError(f"connection to Redis lost: {exc or 'closed by Redis'}")
         while self._waiting:
             future = self._waiting.popleft()
-            if future is not None and not future.done():
+            if not future.done():
                 future.set_exception(lost)
         self._outgoing.clear()
 
@@ -129,21 +121,14 @@ class RedisPipe:
     def connected(self) -> bool:
         return self._connection is not None and self._connection.open
 
-    @property
-    def writable(self) -> bool:
-        """Whether send_unanswered would take commands now."""
-        connection = self._connection
-        return connection is not None and connection.open and not connection.backed_up
-
-    def send_unanswered(self, packed: bytes) -> bool:
-        """Commands packed together (e.g. by pack_set_ex) that Redis runs without writing their replies
-        (between CLIENT REPLY OFF and ON; the ON's own reply is dropped on arrival). Nobody waits, and
-        their errors go unseen: for writes that may fail harmlessly. False, and nothing sent, unless
-        writable."""
-        if not self.writable:
-            return False
-        self._connection.send([REPLIES_OFF, packed, REPLIES_ON], answered=False)  # type: ignore[union-attr]
-        return True
+    def run_quietly(self, packed: bytes) -> asyncio.Future[Any] | None:
+        """Commands packed together (e.g. by pack_set_ex) that Redis runs without writing their replies,
+        between CLIENT REPLY OFF and ON: the future is done when Redis has run them all (ON's reply),
+        with no timeout. Their errors go unseen: for writes that may fail harmlessly. None, and nothing
+        sent, when no connection is open."""
+        if not self.connected:
+            return None
+        return self._connection.send([REPLIES_OFF, packed, REPLIES_ON])  # type: ignore[union-attr]
 
     async def close(self) -> None:
         if self._connecting is not None:
@@ -155,7 +140,7 @@ class RedisPipe:
     def _sent(
         self, connection: _Connection, args: Sequence[Any], timeout_s: float | None
     ) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = connection.send([hiredis.pack_command(tuple(args))])  # type: ignore[assignment]
+        future = connection.send([hiredis.pack_command(tuple(args))])
         timer = asyncio.get_running_loop().call_later(timeout_s or self._timeout_s, _expire, future)
         future.add_done_callback(lambda _: timer.cancel())
         return future
@@ -209,7 +194,7 @@ async def _hello(connection: _Connection, params: dict[str, Any]) -> None:
         commands.append(("SELECT", params["db"]))
     for command in commands:
         try:
-            await connection.send([hiredis.pack_command(command)])  # type: ignore[misc]
+            await connection.send([hiredis.pack_command(command)])
         except ReplyError as exc:
             connection.close()
             raise ConnectionError(f"Redis refused {command[0]}: {exc}") from None

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis as RedisClient
 
-from mlstack.cache import PredictionCache
+from mlstack.cache import MAX_WRITING_ROWS, PredictionCache
 from mlstack.cli import main as cli
 from mlstack.settings import Settings
 
@@ -159,23 +159,65 @@ def test_concurrent_lookups_share_one_mget_and_writes_leave_together(
     assert 0 < RedisClient.from_url(redis.url).ttl(keys[0][0]) <= 120
 
 
-def test_a_big_write_lands_whole_before_a_lookup_sent_after_it(store_dir: Path, redis: RedisServer) -> None:
-    """One connection, commands in order: a lookup sent after a write sees what the write set."""
-    settings = Settings(store_dir=store_dir, redis_url=redis.url)
-    items = [(f"mlstack:pred:test:big:{row}", {"l": row}) for row in range(3001)]
+def test_a_lookup_does_not_wait_behind_a_long_run_of_writes(store_dir: Path, redis: RedisServer) -> None:
+    """Writes have a connection of their own, and Redis takes turns between connections: a lookup sent
+    with 2 MB of SETs is answered before the last of them has run (on one connection it came after)."""
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=1000)
+    pad = "x" * 1000
+    items = [(f"mlstack:pred:test:big:{row}", {"l": row, "pad": pad}) for row in range(MAX_WRITING_ROWS)]
+    last = [items[-1][0]]
 
-    async def scenario() -> list[Any] | None:
+    async def scenario() -> tuple[list[Any] | None, list[Any] | None]:
         cache = PredictionCache(settings)
+        await cache.get_many(["mlstack:pred:test:warm"], near=False)
+        cache.put_many([("mlstack:pred:test:warm", {"l": -1})])  # both connections are open
+        await asyncio.sleep(0.1)
         cache.put_many(items)
-        found = await cache.get_many([key for key, _ in items], near=False)  # sent in the same turn
+        during = await cache.get_many(last, near=False)  # sent in the same turn as the SETs
+        await asyncio.sleep(0.5)
+        after = await cache.get_many(last, near=False)
         await cache.close()
-        return found
+        return during, after
 
-    found = asyncio.run(scenario())
+    during, after = asyncio.run(scenario())
 
-    assert command_calls(redis, "set") == len(items)
-    assert found is not None
-    assert [entry and entry["l"] for entry in found] == list(range(len(items)))
+    assert during == [None]
+    assert after == [{"l": MAX_WRITING_ROWS - 1, "pad": "x" * 1000}]
+    assert command_calls(redis, "set") == len(items) + 1
+
+
+@pytest.mark.faults
+def test_rows_beyond_what_a_lagging_redis_has_yet_to_run_go_uncached(
+    store_dir: Path, redis: RedisServer
+) -> None:
+    assert redis.process is not None
+    pid = redis.process.pid
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_retry_after_s=30)
+    rows = MAX_WRITING_ROWS * 3 // 5
+
+    left_out: list[int] = []
+
+    async def scenario() -> bool:
+        cache = PredictionCache(settings, on_unwritten=left_out.append)
+        cache.put_many([("mlstack:pred:test:warm", {"l": 0})])
+        await asyncio.sleep(0.1)  # the writes' connection is open
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for turn in range(3):  # three turns of the loop, three runs of SETs
+                cache.put_many([(f"mlstack:pred:test:{turn}:{row}", {"l": row}) for row in range(rows)])
+                await asyncio.sleep(0.05)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await asyncio.sleep(0.5)
+        available = cache.available
+        await cache.close()
+        return available
+
+    available = asyncio.run(scenario())
+
+    assert available  # a lagging write is no failure of Redis
+    assert command_calls(redis, "set") == 1 + rows  # the first run waited in Redis; the next two did not fit
+    assert left_out == [rows, rows]  # and were counted (mlstack_cache_unwritten_rows)
 
 
 def test_a_write_that_times_out_does_not_stop_the_lookups(store_dir: Path, redis: RedisServer) -> None:
