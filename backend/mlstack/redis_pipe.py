@@ -13,6 +13,7 @@ is lost or cannot be made, TimeoutError when a reply is late, ReplyError for an 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -22,6 +23,10 @@ import hiredis
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ResponseError
 
+KEEPALIVE = {"TCP_KEEPIDLE": 5, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 3}
+"""A connection whose peer vanished without a word (a network cut, not a restart, which closes it) is
+found dead by the kernel within about 11 s, and the next command opens a new one: a timeout alone never
+closes a connection, since a reply that is merely late still comes."""
 REPLIES_OFF = hiredis.pack_command(("CLIENT", "REPLY", "OFF"))
 REPLIES_ON = hiredis.pack_command(("CLIENT", "REPLY", "ON"))
 
@@ -180,7 +185,13 @@ async def _dial(params: dict[str, Any]) -> _Connection:
         return connection
     tls = ssl.create_default_context() if params.get("connection_class") is SSLConnection else None
     host, port = params.get("host", "localhost"), params.get("port", 6379)
-    _, connection = await loop.create_connection(_Connection, host, port, ssl=tls)
+    transport, connection = await loop.create_connection(_Connection, host, port, ssl=tls)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in KEEPALIVE.items():
+            if hasattr(socket, name):  # Linux names; elsewhere the system's keepalive timing applies
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
     return connection
 
 

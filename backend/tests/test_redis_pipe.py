@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,26 @@ def test_quiet_sets_land_with_their_ttl_and_the_replies_stay_in_step(redis: Redi
     assert client.get("quiet:\u00e9") == b"accented key"
     assert 0 < client.ttl("quiet:150") <= 60
     assert int(client.info("commandstats")["cmdstat_set"]["calls"]) == len(pairs)
+
+
+def test_tcp_connections_ask_the_kernel_to_find_a_vanished_peer(redis: RedisServer) -> None:
+    """A network cut closes nothing and no reply ever comes; keepalive probes end such a connection
+    within about 11 s, and the next command opens a new one. (A cut cannot be made here: the socket's
+    options are what is checked.)"""
+
+    async def scenario() -> tuple[int, int, int]:
+        pipe = RedisPipe(redis.url, timeout_s=1)
+        await pipe.call("PING")
+        sock = pipe._connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        options = (
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+        )
+        await pipe.close()
+        return options
+
+    keepalive, idle_s, probes = asyncio.run(scenario())
+
+    assert keepalive == 1
+    assert idle_s + probes * 2 <= 15
