@@ -159,10 +159,14 @@ def test_concurrent_lookups_share_one_mget_and_writes_leave_together(
     assert 0 < RedisClient.from_url(redis.url).ttl(keys[0][0]) <= 120
 
 
+@pytest.mark.faults
 def test_a_lookup_does_not_wait_behind_a_long_run_of_writes(store_dir: Path, redis: RedisServer) -> None:
-    """Writes have a connection of their own, and Redis takes turns between connections: a lookup sent
-    with 2 MB of SETs is answered before the last of them has run (on one connection it came after)."""
-    settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=1000)
+    """Writes have a connection of their own, and Redis takes turns between connections: a lookup that
+    reaches Redis with 2 MB of SETs is answered before the last of them has run (on one connection it
+    came after them all)."""
+    assert redis.process is not None
+    pid = redis.process.pid
+    settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=2000)
     pad = "x" * 1000
     items = [(f"mlstack:pred:test:big:{row}", {"l": row, "pad": pad}) for row in range(MAX_WRITING_ROWS)]
     last = [items[-1][0]]
@@ -172,12 +176,18 @@ def test_a_lookup_does_not_wait_behind_a_long_run_of_writes(store_dir: Path, red
         await cache.get_many(["mlstack:pred:test:warm"], near=False)
         cache.put_many([("mlstack:pred:test:warm", {"l": -1})])  # both connections are open
         await asyncio.sleep(0.1)
-        cache.put_many(items)
-        during = await cache.get_many(last, near=False)  # sent in the same turn as the SETs
+        os.kill(pid, signal.SIGSTOP)  # both arrive while Redis is stopped: no head start for the SETs
+        try:
+            cache.put_many(items)
+            during = asyncio.ensure_future(cache.get_many(last, near=False))
+            await asyncio.sleep(0.3)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        found_during = await during
         await asyncio.sleep(0.5)
         after = await cache.get_many(last, near=False)
         await cache.close()
-        return during, after
+        return found_during, after
 
     during, after = asyncio.run(scenario())
 
