@@ -46,7 +46,10 @@ class Config:
 
 
 @contextmanager
-def running(config: Config, store_dir: Path) -> Iterator[NativeStack]:
+def running(config: Config, store_dir: Path, code: Path | None = None) -> Iterator[NativeStack]:
+    """A stack for `config`; its replicas and gateway templates from another checkout at `code`."""
+    replica_env = config.env() | ({"PYTHONPATH": str(code / "backend")} if code else {})
+    templates = {"gateway_templates": code / "nginx"} if code else {}
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-") as run_dir:
         options = StackOptions(
             run_dir=Path(run_dir),
@@ -57,7 +60,8 @@ def running(config: Config, store_dir: Path) -> Iterator[NativeStack]:
             with_ui=False,
             rate_per_s=UNLIMITED,
             burst=UNLIMITED,
-            replica_env=config.env(),
+            replica_env=replica_env,
+            **templates,
         )
         with NativeStack(options) as stack:
             yield stack

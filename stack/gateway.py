@@ -40,6 +40,8 @@ class GatewayConfig:
     workers: int = 2
     worker_user: str | None = None
     """`user` for the worker processes; only meaningful when the master runs as root."""
+    templates: Path = TEMPLATES
+    """Where the templates are read from: another checkout's, when the benchmark compares two."""
 
 
 def paths_for(config: GatewayConfig, conf_dir: Path, run_dir: Path | None = None) -> dict[str, str]:
@@ -67,16 +69,16 @@ def render(config: GatewayConfig, conf_dir: Path, paths: dict[str, str]) -> Path
     """Write every template (and copy every plain file) into conf_dir; returns the main nginx.conf."""
     context = _context(config, paths)
     environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FileSystemLoader(config.templates),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
     )
-    for source in sorted(TEMPLATES.rglob("*")):
+    for source in sorted(config.templates.rglob("*")):
         if source.is_file():
-            _write(environment, source, conf_dir, context)
+            _write(environment, config.templates, source.relative_to(config.templates), conf_dir, context)
     if config.mode == "native":
         temp = Path(paths["temp"])
         temp.mkdir(parents=True, exist_ok=True)
@@ -91,13 +93,13 @@ def render(config: GatewayConfig, conf_dir: Path, paths: dict[str, str]) -> Path
 def render_keys(config: GatewayConfig, conf_dir: Path, paths: dict[str, str]) -> None:
     """Only the key file: rotating keys changes nothing else."""
     environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FileSystemLoader(config.templates),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
     )
-    _write(environment, TEMPLATES / "api_keys.conf.j2", conf_dir, _context(config, paths))
+    _write(environment, config.templates, Path("api_keys.conf.j2"), conf_dir, _context(config, paths))
 
 
 def check(conf: Path, error_log: str) -> None:
@@ -137,14 +139,16 @@ def _context(config: GatewayConfig, paths: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _write(environment: Environment, source: Path, conf_dir: Path, context: dict[str, Any]) -> None:
-    relative = source.relative_to(TEMPLATES)
+def _write(
+    environment: Environment, templates: Path, relative: Path, conf_dir: Path, context: dict[str, Any]
+) -> None:
+    """One template (or plain file) of the templates folder, rendered into conf_dir."""
     target = conf_dir / (str(relative).removesuffix(".j2"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    if source.suffix == ".j2":
+    if relative.suffix == ".j2":
         text = environment.get_template(str(relative)).render(context)
     else:
-        text = source.read_text()
+        text = (templates / relative).read_text()
     tmp = target.with_suffix(target.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if target.name in SECRET_FILES else 0o644)
     with os.fdopen(fd, "w") as fh:

@@ -59,6 +59,7 @@ class StackOptions:
     ui_port: int = 8501
     host: str = "127.0.0.1"
     replica_env: dict[str, str] = field(default_factory=dict)
+    gateway_templates: Path = gateway.TEMPLATES
     gateway_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     @classmethod
@@ -328,6 +329,7 @@ class NativeStack:
             max_body=options.max_body,
             docs_enabled=options.docs_enabled,
             worker_user=_run_dir_owner(options.run_dir),
+            templates=options.gateway_templates,
         )
 
     def _render(self) -> None:

@@ -113,3 +113,28 @@ def test_rounds_of_one_cell_combine_into_its_overall_rate() -> None:
 
     assert together.figures.rate == 200
     assert (together.figures.errors, together.figures.p99_ms, together.bypassed) == (2, 6.0, 0.25)
+
+
+@pytest.mark.stack
+def test_two_versions_side_by_side_report_throughput_cache_and_cpu(store_dir: Path) -> None:
+    """A from a git revision (a worktree), B the working tree with its cache off: the table tells them
+    apart."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.compare", "--base", "HEAD", "--cells", "ceiling,miss1", "--rounds", "1"]
+        + ["--seconds", "1", "--env-b", "BACKEND_CACHE_ENABLED=false", "--store-dir", str(store_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in run.stdout.splitlines()}
+    miss_a, miss_b = rows[("miss1", "A")].split("|"), rows[("miss1", "B")].split("|")
+    assert [miss_a[5].strip(), miss_b[5].strip()] == ["0%", "100%"]  # bypassed: B runs without the cache
+    assert [miss_a[7].strip(), miss_b[7].strip()] == ["1.0", "0.0"]  # SET per request
+    assert {"gateway", "redis", "replica", "wrk"} <= set(re.findall(r"[a-z]+", miss_a[8]))  # CPU by process
+    assert re.search(r"\| ceiling \| B ÷ A \| [0-9]+\.[0-9]{3} \|", run.stdout)
+    worktrees = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True)
+    assert "mlstack-compare-" not in worktrees.stdout  # removed afterwards
