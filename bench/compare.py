@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     loads = args.cells.split(",")
     with ExitStack() as stacks:
         code = stacks.enter_context(worktree(args.base)) if args.base else None
-        a = stacks.enter_context(running(tuned(args.replicas, args.env_a), args.store_dir, code))
-        b = stacks.enter_context(running(tuned(args.replicas, args.env_b), args.store_dir))
+        config = Config(args.replicas, batching=True, onnx=True)
+        a = stacks.enter_context(running(config, args.store_dir, code, settings(args.env_a)))
+        b = stacks.enter_context(running(config, args.store_dir, env=settings(args.env_b)))
         files = bodies.write(Path(stacks.enter_context(tempfile.TemporaryDirectory())), inputs(b, args.model))
         for stack in (a, b):  # warm: first connections, first calls of each code path
             url = f"{stack.gateway_url}/v1/models/{args.model}:predict"
@@ -93,15 +94,9 @@ def worktree(revision: str) -> Iterator[Path]:
             subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=False)
 
 
-def tuned(replicas: int, env: list[str]) -> Config:
-    """The benchmark's main configuration, with extra BACKEND_* settings for its replicas."""
-    extra = dict(item.split("=", 1) for item in env)
-
-    class Tuned(Config):
-        def env(self) -> dict[str, str]:
-            return super().env() | extra
-
-    return Tuned(replicas, True, True)
+def settings(pairs: list[str]) -> dict[str, str]:
+    """NAME=VALUE arguments as the replicas' extra environment."""
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def inputs(stack: NativeStack, model: str) -> list[dict[str, object]]:

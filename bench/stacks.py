@@ -46,9 +46,12 @@ class Config:
 
 
 @contextmanager
-def running(config: Config, store_dir: Path, code: Path | None = None) -> Iterator[NativeStack]:
-    """A stack for `config`; its replicas and gateway templates from another checkout at `code`."""
-    replica_env = config.env() | ({"PYTHONPATH": str(code / "backend")} if code else {})
+def running(
+    config: Config, store_dir: Path, code: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[NativeStack]:
+    """A stack for `config`, with `env` for its replicas besides; its replicas and gateway templates from
+    another checkout at `code`."""
+    replica_env = config.env() | (env or {}) | ({"PYTHONPATH": str(code / "backend")} if code else {})
     templates = {"gateway_templates": code / "nginx"} if code else {}
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-") as run_dir:
         options = StackOptions(
