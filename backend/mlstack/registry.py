@@ -19,6 +19,11 @@ from mlstack.store import ModelStore
 from mlstack.validation import Validator
 
 log = logging.getLogger("mlstack.registry")
+YOUNG_GC_THRESHOLD = 10_000
+"""Allocations between two collections of the youngest generation (Python's default is 700). A request
+allocates about a hundred short-lived containers that die with it: at 700 a collection ran every few
+requests, with nothing to collect. Measured with bench.compare: the replica's CPU per 1-row miss fell
+2.5% and per 100-row batch 4%."""
 
 
 def _freeze_heap() -> None:
@@ -30,6 +35,7 @@ def _freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 @dataclass(frozen=True, slots=True)
