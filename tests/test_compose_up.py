@@ -186,13 +186,17 @@ def test_a_prediction_misses_then_hits_the_shared_cache(
         cached = stack.predict({**churn_row, "monthly_charges": 3000.0 + i}).headers["X-Cache"] != "BYPASS"
         in_a_row, i = (in_a_row + 1 if cached else 0), i + 1
         time.sleep(0 if cached else 0.5)
-    row = {**churn_row, "support_calls": 9}
-
-    first, second = stack.predict(row), stack.predict(row)
-
-    assert first.status_code == 200, first.text
-    assert first.json()["predictions"]
-    assert [first.headers["X-Cache"], second.headers["X-Cache"]] == ["MISS", "HIT"]
+    # A lookup over its budget (25 ms) still answers, as BYPASS: on a busy machine one may, so a pair
+    # with a BYPASS is tried again with a new row. A second MISS would be a cache that does not work.
+    for attempt in range(3):
+        row = {**churn_row, "support_calls": 9 + attempt}
+        first, second = stack.predict(row), stack.predict(row)
+        assert first.status_code == 200, first.text
+        assert first.json()["predictions"]
+        pair = [first.headers["X-Cache"], second.headers["X-Cache"]]
+        if "BYPASS" not in pair:
+            break
+    assert pair == ["MISS", "HIT"]
 
 
 def spread(stack: ComposeStack, row: dict[str, Any], prefix: str, count: int) -> Counter[str]:
