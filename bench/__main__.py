@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, plan, report, wrk
-from bench.stacks import Config, bypassed, cache_rows, engine, get_json, running, unwritten
+from bench.stacks import (
+    Config,
+    bypassed,
+    cache_rows,
+    cpu_per_request,
+    cpu_reading,
+    engine,
+    get_json,
+    running,
+    unwritten,
+)
 from stack.native import NativeStack
 from stack.procs import PINNED_THREADS
 
@@ -150,15 +160,17 @@ class Loader:
             url = f"{stack.gateway_url}/v1/models/recommend:predict"
             catalogue = get_json(stack, "/v1/models/recommend")["recommender"]["items"]
             body, items = bodies.write_recommendation(self.out / "bodies", [i["item_id"] for i in catalogue])
-        before = cache_rows(stack)
+        before, cpu = cache_rows(stack), cpu_reading(stack)
         connections, seconds = cell.connections, self.duration
         figures = wrk.run(url, target.key, connections, seconds, body, base=self._offset, items=items)
+        spent = cpu_per_request(cpu, cpu_reading(stack), figures.requests)
         print(
             f"bench: {target.config.label}, {cell.load} at {cell.connections}: {figures.rate:,.0f} req/s",
             file=sys.stderr,
         )
         after = cache_rows(stack)
-        return report.Result(cell, figures, target.served, bypassed(before, after), unwritten(before, after))
+        found = bypassed(before, after), unwritten(before, after)
+        return report.Result(cell, figures, target.served, *found, cpu_us=spent)
 
     def interleaved(self, stacks: list[tuple[Config, list[plan.Cell]]], rounds: int) -> list[report.Result]:
         """All the stacks at once, their cells in rounds, in order then in reverse (1 2 4 4 2 1 ...): a
@@ -211,16 +223,16 @@ def render(
     took: float,
 ) -> str:
     cores = os.cpu_count() or 1
-    return "\n\n".join(
-        [
-            "## Benchmark",
-            f"Machine: {machine}. wrk, one thread, {duration:g} s per cell, through the gateway; "
-            f"took {took:.0f} s.",
-            report.table(results),
-            report.inprocess_table(limits),
-            report.ratio_table(report.ratios(results, limits, cores)),
-        ]
-    )
+    parts = [
+        "## Benchmark",
+        f"Machine: {machine}. wrk, one thread, {duration:g} s per cell, through the gateway; "
+        f"took {took:.0f} s.",
+        report.table(results),
+        report.cpu_table(results, cores),
+        report.inprocess_table(limits),
+        report.ratio_table(report.ratios(results, limits, cores)),
+    ]
+    return "\n\n".join(part for part in parts if part)
 
 
 def raw(results: list[report.Result], limits: dict[str, dict[str, Any]], machine: str) -> dict[str, Any]:
@@ -236,6 +248,7 @@ def raw(results: list[report.Result], limits: dict[str, dict[str, Any]], machine
                 "rows_per_s": r.rows_per_s,
                 "cache_bypassed": r.bypassed,
                 "cache_unwritten": r.unwritten,
+                "cpu_us_per_request": r.cpu_us,
             }
             for r in results
         ],

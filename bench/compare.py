@@ -12,7 +12,6 @@ the working tree, told apart by --env-a/--env-b (e.g. BACKEND_BATCH_MAX_WAIT_MS=
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,19 @@ from statistics import mean
 import redis
 
 from bench import bodies, wrk
-from bench.stacks import Config, bypassed, cache_rows, get_json, running, unwritten
+from bench.stacks import (
+    Config,
+    bypassed,
+    cache_rows,
+    cpu_per_request,
+    cpu_reading,
+    get_json,
+    running,
+    unwritten,
+)
 from stack.native import NativeStack
 
 ROOT = Path(__file__).resolve().parents[1]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -115,52 +122,22 @@ def measure(
 ) -> None:
     url = f"{stack.gateway_url}/v2" if load == "ceiling" else f"{stack.gateway_url}/v1/models/{model}:predict"
     store = redis.Redis(port=stack.redis_port)
-    rows, sets, cpu, load_generator = cache_rows(stack), set_calls(store), cpu_by_role(stack), os.times()
+    rows, sets, cpu = cache_rows(stack), set_calls(store), cpu_reading(stack)
     figures = wrk.run(url, stack.key("predict"), connections, seconds, files.get(load), base=offset)
-    spent = os.times()
     time.sleep(0.2)  # the last answers' cache writes land
-    after_rows, after_sets, after_cpu = cache_rows(stack), set_calls(store), cpu_by_role(stack)
+    after_rows, after_sets, after_cpu = cache_rows(stack), set_calls(store), cpu_reading(stack)
     requests = max(figures.requests, 1)
     into.rates.append(figures.rate)
     into.p99s.append(figures.p99_ms)
     into.bypassed.append(bypassed(rows, after_rows) or 0.0)
     into.unwritten.append(unwritten(rows, after_rows) or 0.0)
     into.sets.append((after_sets - sets) / requests)
-    for role, seconds_spent in after_cpu.items():
-        into.cpu_us.setdefault(role, []).append((seconds_spent - cpu.get(role, 0.0)) / requests * 1e6)
-    wrk_s = (
-        spent.children_user
-        + spent.children_system
-        - load_generator.children_user
-        - load_generator.children_system
-    )
-    into.cpu_us.setdefault("wrk", []).append(wrk_s / requests * 1e6)
+    for role, us in cpu_per_request(cpu, after_cpu, requests).items():
+        into.cpu_us.setdefault(role, []).append(us)
 
 
 def set_calls(store: redis.Redis) -> int:
     return int(store.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
-
-
-def cpu_by_role(stack: NativeStack) -> dict[str, float]:
-    """CPU seconds so far of the stack's processes by role; nginx's workers counted with the gateway."""
-    spent: dict[str, float] = {}
-    for process in stack.processes:
-        pids = [process.pid] + (children(process.pid) if process.role == "gateway" else [])
-        spent[process.role] = spent.get(process.role, 0.0) + sum(map(cpu_seconds, pids))
-    return spent
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime and stime
-
-
-def children(pid: int) -> list[int]:
-    found = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in found.read_text().split()] if found.exists() else []
 
 
 def report(measured: dict[tuple[str, str], Measured], loads: list[str], args: argparse.Namespace) -> str:

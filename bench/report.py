@@ -21,6 +21,8 @@ class Result:
     """The share of predicted rows that went without the cache (Redis slow or down): None when unknown."""
     unwritten: float | None = None
     """The share of missed rows, computed, that were not written to the cache (Redis lagging behind)."""
+    cpu_us: dict[str, float] | None = None
+    """CPU µs per request of each kind of process (gateway, replica, redis, ..., wrk), from /proc."""
 
     @property
     def rows_per_s(self) -> float:
@@ -48,7 +50,21 @@ def combined(rounds: list[Result]) -> Result:
         first.engine,
         mean(shares) if shares else None,
         mean(left_out) if left_out else None,
+        _cpu_combined(rounds),
     )
+
+
+def _cpu_combined(rounds: list[Result]) -> dict[str, float] | None:
+    """CPU per request over every round: each round's weighed by its requests."""
+    known = [r for r in rounds if r.cpu_us is not None]
+    requests = sum(r.figures.requests for r in known)
+    if not known or not requests:
+        return None
+    roles = {role for r in known for role in r.cpu_us or {}}
+    return {
+        role: sum((r.cpu_us or {}).get(role, 0.0) * r.figures.requests for r in known) / requests
+        for role in roles
+    }
 
 
 def table(results: list[Result]) -> str:
@@ -68,6 +84,64 @@ def table(results: list[Result]) -> str:
             f"| {bypassed} | {left_out} |"
         )
     return "\n".join(lines)
+
+
+CPU_ROLES = {"gateway": "gateway", "replica": "replicas", "redis": "Redis", "redis-data": "Redis (users)"}
+CPU_SECTIONS = ("load", "replicas")
+
+
+def cpu_table(results: list[Result], cores: int) -> str:
+    """Where the cores go, per request and in all, for the cells at the reference concurrency: the
+    ceiling's cause, measured in the run that reports it."""
+    measured = [
+        r
+        for r in results
+        if r.cpu_us and not r.cell.peer and r.cell.section in CPU_SECTIONS
+        if r.cell.connections == REFERENCE_CONNECTIONS
+    ]
+    if not measured:
+        return ""
+    names = " | ".join(CPU_ROLES.values())
+    lines = [
+        f"| CPU µs per request ({REFERENCE_CONNECTIONS} connections) | stack | load | req/s | {names} | wrk "
+        f"| all | cores busy (of {cores}) |",
+        "| --- | --- | --- | ---: |" + " ---: |" * (len(CPU_ROLES) + 3),
+    ]
+    for r in measured:
+        cpu = r.cpu_us or {}
+        spent = " | ".join(f"{cpu.get(role, 0.0):,.0f}" for role in CPU_ROLES)
+        total = sum(cpu.values())
+        lines.append(
+            f"| {r.cell.section} | {r.cell.config.label} | {LOADS[r.cell.load]} | {r.figures.rate:,.0f} | "
+            f"{spent} | {cpu.get('wrk', 0.0):,.0f} | {total:,.0f} | {total * r.figures.rate / 1e6:.2f} |"
+        )
+    return "\n".join(lines) + "\n\n" + ceiling_verdict(measured, cores)
+
+
+def ceiling_verdict(measured: list[Result], cores: int) -> str:
+    """One sentence on where the ceiling route's throughput stops, from its row of the CPU table."""
+    ceiling = next((r for r in measured if r.cell.load == "ceiling" and r.cell.section == "load"), None)
+    if ceiling is None or not ceiling.cpu_us:
+        return ""
+    total = sum(ceiling.cpu_us.values())
+    busy = total * ceiling.figures.rate / 1e6
+    replicas = ceiling.cpu_us.get("replica", 0.0) / total if total else 0.0
+    count = ceiling.cell.config.replicas
+    per_replica = ceiling.cpu_us.get("replica", 0.0) * ceiling.figures.rate / 1e6 / count
+    if busy >= 0.9 * cores:
+        why = (
+            f"the cores are full, so the ceiling is CPU: {total:,.0f} µs per request over all processes, "
+            f"{replicas:.0%} of it in the replicas"
+        )
+    elif per_replica >= 0.9:  # a replica is one process with one event loop: it cannot use a second core
+        which = "the one replica process keeps" if count == 1 else f"each of the {count} replicas keeps"
+        why = (
+            f"{which} its one core full ({per_replica:.2f}), so the replicas are the ceiling while "
+            f"{cores - busy:.1f} cores stay idle"
+        )
+    else:
+        why = f"{cores - busy:.1f} cores stay idle, so the ceiling is waiting (latency), not CPU"
+    return f"At the ceiling route the processes keep {busy:.2f} of {cores} cores busy: {why}."
 
 
 def inprocess_table(limits: dict[str, dict[str, Any]]) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from stack.keys import demo_keys
 from stack.native import NativeStack, StackOptions
 from stack.procs import free_port
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 UNLIMITED = 10_000_000  # the gateway's per-key rate limit would otherwise be what is measured
 
 
@@ -118,3 +120,50 @@ def engine(manifest: dict[str, Any]) -> str:
     if isinstance(runtime, dict) and isinstance(runtime.get("engine"), str):
         return str(runtime["engine"])
     return "joblib"
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds spent so far by the stack's processes, by role, and by this process's finished children
+    (the load generator, once wrk has exited)."""
+
+    by_role: dict[str, float]
+    load_generator: float = field(default_factory=lambda: _children_cpu_s())
+
+
+def cpu_reading(stack: NativeStack) -> CpuReading:
+    return CpuReading(cpu_by_role(stack))
+
+
+def cpu_per_request(before: CpuReading, after: CpuReading, requests: int) -> dict[str, float]:
+    """CPU µs per request of each kind of process between two readings, the load generator's as "wrk"."""
+    spent = {role: after.by_role[role] - before.by_role.get(role, 0.0) for role in after.by_role}
+    spent["wrk"] = after.load_generator - before.load_generator
+    return {role: seconds / max(requests, 1) * 1e6 for role, seconds in spent.items()}
+
+
+def cpu_by_role(stack: NativeStack) -> dict[str, float]:
+    """CPU seconds so far of the stack's processes by role; nginx's workers counted with the gateway."""
+    spent: dict[str, float] = {}
+    for process in stack.processes:
+        pids = [process.pid] + (children(process.pid) if process.role == "gateway" else [])
+        spent[process.role] = spent.get(process.role, 0.0) + sum(map(cpu_seconds, pids))
+    return spent
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime and stime
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in found.read_text().split()] if found.exists() else []
+
+
+def _children_cpu_s() -> float:
+    spent = os.times()
+    return spent.children_user + spent.children_system

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -40,6 +41,15 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
     assert [c["cache_bypassed"] for c in cells] == [None, 0.0, 0.0, 0.0]  # misses looked up
     assert [c["cache_unwritten"] for c in cells] == [None, 0.0, 0.0, 0.0]  # and written
     assert re.search(r"\| 2 replicas ÷ 1: req/s \(misses\) \| [0-9]+\.[0-9]{2} \|", run.stdout)
+    cores = os.cpu_count() or 1
+    for c in cells:  # where the cores went, by kind of process, within what the machine has
+        cpu = c["cpu_us_per_request"]
+        assert min(cpu["gateway"], cpu["replica"], cpu["wrk"]) > 0, c
+        assert sum(cpu.values()) * c["rate"] / 1e6 <= cores * 1.1, c
+    ceiling, miss = cells[0]["cpu_us_per_request"], cells[1]["cpu_us_per_request"]
+    assert miss["redis"] > ceiling["redis"]  # a miss is looked up and written; the ceiling is neither
+    assert re.search(r"\| load \| 1 replica, batching on \| 1 row, cache miss \| [0-9,]+ \|", run.stdout)
+    assert re.search(r"At the ceiling route the processes keep [0-9.]+ of [0-9]+ cores busy", run.stdout)
     order = re.findall(r"bench: (\d) replicas?, batching on, miss1 at 16", run.stderr)
     assert order[-4:] == ["1", "2", "2", "1"]  # in turns, the second round in reverse
     assert (tmp_path / "latency_vs_connections.png").stat().st_size > 0
@@ -105,14 +115,36 @@ def test_rounds_of_one_cell_combine_into_its_overall_rate() -> None:
 
     cell = plan.Cell("replicas", plan.MAIN, "miss1", 16)
     rounds = [
-        report.Result(cell, Figures(100, 1.0, 0, 1.0, 2.0, 4.0), "onnx", 0.0),
-        report.Result(cell, Figures(300, 1.0, 2, 3.0, 4.0, 8.0), "onnx", 0.5),
+        report.Result(cell, Figures(100, 1.0, 0, 1.0, 2.0, 4.0), "onnx", 0.0, cpu_us={"replica": 100.0}),
+        report.Result(cell, Figures(300, 1.0, 2, 3.0, 4.0, 8.0), "onnx", 0.5, cpu_us={"replica": 200.0}),
     ]
 
     together = report.combined(rounds)
 
     assert together.figures.rate == 200
     assert (together.figures.errors, together.figures.p99_ms, together.bypassed) == (2, 6.0, 0.25)
+    assert together.cpu_us == {"replica": 175.0}  # per request over both rounds, not the rounds' mean
+
+
+def test_the_report_says_whether_the_ceiling_is_cpu_a_replica_or_waiting() -> None:
+    from bench import plan, report
+    from bench.stacks import Config
+    from bench.wrk import Figures
+
+    def ceiling(rate: float, replicas: int = 2) -> list[report.Result]:
+        cell = plan.Cell("load", Config(replicas), "ceiling", plan.REFERENCE_CONNECTIONS)
+        cpu_us = {"gateway": 30.0, "replica": 75.0, "wrk": 15.0}
+        return [report.Result(cell, Figures(int(rate), 1.0, 0, 1.0, 2.0, 3.0), "onnx", cpu_us=cpu_us)]
+
+    full = report.cpu_table(ceiling(16_000), cores=2)
+    one_replica = report.cpu_table(ceiling(13_000, replicas=1), cores=2)
+    idle = report.cpu_table(ceiling(4_000), cores=2)
+
+    assert "| 16,000 | 30 | 75 | 0 | 0 | 15 | 120 | 1.92 |" in full
+    assert "keep 1.92 of 2 cores busy: the cores are full, so the ceiling is CPU" in full
+    assert "62% of it in the replicas" in full
+    assert "the one replica process keeps its one core full (0.97)" in one_replica
+    assert "1.5 cores stay idle, so the ceiling is waiting" in idle
 
 
 @pytest.mark.stack
