@@ -55,7 +55,7 @@ def combined(rounds: list[Result]) -> Result:
 
 
 def _cpu_combined(rounds: list[Result]) -> dict[str, float] | None:
-    """CPU per request over every round: each round's weighed by its requests."""
+    """CPU per request over every round: each round's weighted by its requests."""
     known = [r for r in rounds if r.cpu_us is not None]
     requests = sum(r.figures.requests for r in known)
     if not known or not requests:
@@ -115,7 +115,7 @@ def cpu_table(results: list[Result], cores: int) -> str:
             f"| {r.cell.section} | {r.cell.config.label} | {LOADS[r.cell.load]} | {r.figures.rate:,.0f} | "
             f"{spent} | {cpu.get('wrk', 0.0):,.0f} | {total:,.0f} | {total * r.figures.rate / 1e6:.2f} |"
         )
-    return "\n".join(lines) + "\n\n" + ceiling_verdict(measured, cores)
+    return "\n\n".join(part for part in ("\n".join(lines), ceiling_verdict(measured, cores)) if part)
 
 
 def ceiling_verdict(measured: list[Result], cores: int) -> str:
