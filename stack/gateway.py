@@ -20,6 +20,15 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "nginx"
 SECRET_FILES = {"api_keys.conf"}
 
 
+def default_workers() -> int:
+    """nginx workers when none are asked for: one per two cores, at least one. The gateway shares the
+    machine with the replicas and Redis, and one worker proxies far more requests than a replica can
+    answer; each extra process is one more to wake. On 2 cores one worker made 1-row misses 1.07× as
+    fast as two (twice, side by side; 1.035× at 64 connections), the ceiling route even at 16
+    connections and 0.92× at 64."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     """Everything the templates need; `mode` decides how replicas are found."""
@@ -37,7 +46,7 @@ class GatewayConfig:
     burst: int = 2000
     max_body: str = "1m"
     docs_enabled: bool = True
-    workers: int = 2
+    workers: int = field(default_factory=default_workers)
     worker_user: str | None = None
     """`user` for the worker processes; only meaningful when the master runs as root."""
     templates: Path = TEMPLATES

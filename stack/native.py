@@ -55,6 +55,8 @@ class StackOptions:
     burst: int = 2000
     max_body: str = "1m"
     docs_enabled: bool = True
+    gateway_workers: int | None = None
+    """None: gateway.default_workers()."""
     with_ui: bool = True
     ui_port: int = 8501
     host: str = "127.0.0.1"
@@ -87,6 +89,7 @@ class StackOptions:
             burst=settings.gateway_burst,
             max_body=settings.gateway_max_body,
             docs_enabled=settings.gateway_docs,
+            gateway_workers=settings.gateway_workers,
             ui_port=settings.stack_ui_port,
             host=settings.gateway_host,
             **(
@@ -328,6 +331,7 @@ class NativeStack:
             burst=options.burst,
             max_body=options.max_body,
             docs_enabled=options.docs_enabled,
+            workers=options.gateway_workers or gateway.default_workers(),
             worker_user=_run_dir_owner(options.run_dir),
             templates=options.gateway_templates,
         )

@@ -39,6 +39,9 @@ class StackSettings(BaseSettings):
     gateway_token: SecretStr | None = None
     """Secret the gateway sends to replicas (X-Gateway-Token). Native: made at each start when unset."""
 
+    gateway_workers: int | None = Field(default=None, ge=1, le=64)
+    """nginx worker processes. Unset: one per two cores, at least one (the replicas need the rest)."""
+
     gateway_docs: bool = True
     """Serve /docs and /openapi.json through the gateway without a key."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +13,9 @@ import pytest
 from loadtests.settings import LoadtestSettings
 from mlstack.settings import Settings
 from stack import gateway
+from stack.compose_gateway import config_from_environment
 from stack.keys import demo_keys, demo_login, parse_keys
+from stack.native import StackOptions
 from stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +60,29 @@ def test_compose_rendering_passes_nginx_t_apart_from_dynamic_resolution(tmp_path
     conf.write_text(local.replace("/tmp/nginx", str(tmp_path / "temp")))
     (tmp_path / "temp").mkdir()
     gateway.check(conf, str(tmp_path / "error.log"))
+
+
+def test_nginx_runs_one_worker_per_two_cores_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def workers(cfg: gateway.GatewayConfig) -> str:
+        conf = gateway.render(cfg, tmp_path, gateway.paths_for(cfg, tmp_path, tmp_path))
+        return re.findall(r"^worker_processes (\w+);", conf.read_text(), re.M)[0]
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert workers(config("native")) == "1"  # the replicas need the other core
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert workers(config("native")) == "4"
+    assert workers(dataclasses.replace(config("native"), workers=3)) == "3"
+    store = tmp_path / "store"
+    options = StackOptions.from_settings(StackSettings(gateway_workers=3, _env_file=None), store)
+    assert options.gateway_workers == 3
+    monkeypatch.setenv("GATEWAY_TOKEN", "t" * 43)
+    monkeypatch.setenv("GATEWAY_RESOLVER", "127.0.0.11")
+    monkeypatch.setenv("GATEWAY_WORKERS", "3")
+    assert config_from_environment().workers == 3
+    monkeypatch.setenv("GATEWAY_WORKERS", "")  # docker-compose.yml passes it empty when unset
+    assert config_from_environment().workers == 4
 
 
 def test_rendered_key_file_is_private(tmp_path: Path) -> None:
