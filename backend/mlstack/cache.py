@@ -40,6 +40,9 @@ MAX_WRITING_ROWS = 2_000
 """Rows sent to Redis and not yet run, at most: when Redis is slower than traffic, rows go uncached
 rather than queue up."""
 DELETE_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 2.0
+"""How long a connection to Redis may take to be made. A request waits for it only as long as its own
+budget (BACKEND_REDIS_TIMEOUT_MS); in Compose, resolving `redis` alone took longer than 25 ms."""
 """SCAN and UNLINK are no lookups: an erasure may take longer than a request's cache budget."""
 
 
@@ -83,10 +86,11 @@ class PredictionCache:
         self._on_unwritten = on_unwritten
         if settings.cache_enabled and settings.redis_url:
             # fails fast on a dead Redis (no backoff), with one immediate retry on a connection found dead
-            self._redis = RedisPipe(settings.redis_url, settings.redis_timeout_ms / 1000)
+            timeout_s = settings.redis_timeout_ms / 1000
+            self._redis = RedisPipe(settings.redis_url, timeout_s, CONNECT_TIMEOUT_S)
             # Writes on a connection of their own: Redis takes turns between connections, so a lookup
             # never waits behind a long run of SETs (on one connection, under batch load, it did).
-            self._writes = RedisPipe(settings.redis_url, settings.redis_timeout_ms / 1000)
+            self._writes = RedisPipe(settings.redis_url, timeout_s, CONNECT_TIMEOUT_S)
             if settings.near_cache_entries:
                 ttl_s = min(settings.near_cache_ttl_s, settings.cache_ttl_s)
                 # its own connection pool: sharing one with lookups, a restart of Redis broke a lookup

@@ -113,14 +113,23 @@ class RedisPipe:
         connection = self._connection
         fresh = connection is None or not connection.open
         if fresh:
-            connection = await self.connect()
+            connection = await self._connected_within(timeout_s or self._timeout_s)
         sent = self._sent(connection, args, timeout_s)  # type: ignore[arg-type]
         try:
             return await sent
         except ConnectionError:
             if fresh:
                 raise
-        return await self._sent(await self.connect(), args, timeout_s)
+        return await self._sent(await self._connected_within(timeout_s or self._timeout_s), args, timeout_s)
+
+    async def _connected_within(self, budget_s: float) -> _Connection:
+        """The connection, waited for no longer than a command's budget. A connection that takes longer
+        (a container's DNS lookup, a TLS handshake) goes on being made, up to the connect timeout, for
+        the commands after this one: abandoned at the budget, it would never be made at all."""
+        try:
+            return await asyncio.wait_for(self.connect(), budget_s)
+        except TimeoutError:
+            raise TimeoutError(f"no connection to Redis yet after {budget_s:g}s") from None
 
     @property
     def connected(self) -> bool:

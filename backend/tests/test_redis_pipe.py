@@ -182,3 +182,37 @@ def test_tcp_connections_ask_the_kernel_to_find_a_vanished_peer(redis: RedisServ
 
     assert keepalive == 1
     assert idle_s + probes * 2 <= 15
+
+
+def test_a_slow_connection_is_not_abandoned_at_a_commands_budget(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In Compose the name `redis` took longer to resolve than a lookup's 25 ms: each lookup gave up the
+    connection it was making, and the cache was bypassed for good."""
+    from mlstack import redis_pipe
+
+    dial = redis_pipe._dial
+
+    async def slow_dial(params: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.1)  # stands in for a slow name lookup, which cannot be made to happen here
+        return await dial(params)
+
+    monkeypatch.setattr(redis_pipe, "_dial", slow_dial)
+
+    async def scenario() -> tuple[BaseException | None, Any]:
+        pipe = RedisPipe(redis.url, timeout_s=0.025, connect_timeout_s=2)
+        try:
+            await pipe.call("PING")
+            first: BaseException | None = None
+        except TimeoutError as exc:
+            first = exc
+        await asyncio.sleep(0.2)
+        later = await pipe.call("PING")
+        await pipe.close()
+        return first, later
+
+    first, later = asyncio.run(scenario())
+
+    assert isinstance(first, TimeoutError)  # the first command keeps to its budget
+    assert "no connection to Redis yet" in str(first)
+    assert later == b"PONG"  # and the connection it started serves the next one
