@@ -40,10 +40,10 @@ MAX_WRITING_ROWS = 2_000
 """Rows sent to Redis and not yet run, at most: when Redis is slower than traffic, rows go uncached
 rather than queue up."""
 DELETE_TIMEOUT_S = 2.0
+"""SCAN and UNLINK are no lookups: an erasure may take longer than a request's cache budget."""
 CONNECT_TIMEOUT_S = 2.0
 """How long a connection to Redis may take to be made. A request waits for it only as long as its own
 budget (BACKEND_REDIS_TIMEOUT_MS); in Compose, resolving `redis` alone took longer than 25 ms."""
-"""SCAN and UNLINK are no lookups: an erasure may take longer than a request's cache budget."""
 
 
 def row_keys(model: str, version: str, sha256: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
