@@ -43,7 +43,7 @@ DELETE_TIMEOUT_S = 2.0
 """SCAN and UNLINK are no lookups: an erasure may take longer than a request's cache budget."""
 CONNECT_TIMEOUT_S = 2.0
 """How long a connection to Redis may take to be made. A request waits for it only as long as its own
-budget (BACKEND_REDIS_TIMEOUT_MS); in Compose, resolving `redis` and connecting took longer than 25 ms."""
+budget (BACKEND_REDIS_TIMEOUT_MS); in Compose, resolving `redis` and connecting took over 25 ms."""
 
 
 def row_keys(model: str, version: str, sha256: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:

@@ -187,8 +187,8 @@ def test_tcp_connections_ask_the_kernel_to_find_a_vanished_peer(redis: RedisServ
 def test_a_slow_connection_is_not_abandoned_at_a_commands_budget(
     redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In Compose, resolving `redis` and connecting took longer than a lookup's 25 ms: each lookup gave up the
-    connection it was making, and the cache was bypassed for good."""
+    """In Compose, resolving `redis` and connecting took longer than a lookup's 25 ms: each lookup gave
+    up the connection it was making, and the cache was bypassed for good."""
     from mlstack import redis_pipe
 
     dial = redis_pipe._dial
