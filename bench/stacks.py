@@ -9,7 +9,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +128,12 @@ class CpuReading:
     (the load generator, once wrk has exited)."""
 
     by_role: dict[str, float]
-    load_generator: float = field(default_factory=lambda: _children_cpu_s())
+    load_generator: float
 
 
 def cpu_reading(stack: NativeStack) -> CpuReading:
-    return CpuReading(cpu_by_role(stack))
+    spent = os.times()
+    return CpuReading(cpu_by_role(stack), spent.children_user + spent.children_system)
 
 
 def cpu_per_request(before: CpuReading, after: CpuReading, requests: int) -> dict[str, float]:
@@ -162,8 +163,3 @@ def cpu_seconds(pid: int) -> float:
 def children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in found.read_text().split()] if found.exists() else []
-
-
-def _children_cpu_s() -> float:
-    spent = os.times()
-    return spent.children_user + spent.children_system

@@ -38,7 +38,7 @@ def config_from_environment() -> gateway.GatewayConfig:
         burst=int(env.get("GATEWAY_BURST", "2000")),
         max_body=env.get("GATEWAY_MAX_BODY", "1m"),
         docs_enabled=env.get("GATEWAY_DOCS", "true").lower() == "true",
-        workers=int(env.get("GATEWAY_WORKERS") or gateway.default_workers()),
+        workers=int(env["GATEWAY_WORKERS"]) if env.get("GATEWAY_WORKERS") else None,
         resolver=env.get("GATEWAY_RESOLVER") or container_resolver(),
     )
 

@@ -46,7 +46,8 @@ class GatewayConfig:
     burst: int = 2000
     max_body: str = "1m"
     docs_enabled: bool = True
-    workers: int = field(default_factory=default_workers)
+    workers: int | None = None
+    """nginx worker processes; None: default_workers()."""
     worker_user: str | None = None
     """`user` for the worker processes; only meaningful when the master runs as root."""
     templates: Path = TEMPLATES
@@ -142,7 +143,7 @@ def _context(config: GatewayConfig, paths: dict[str, str]) -> dict[str, Any]:
         "burst": config.burst,
         "max_body": config.max_body,
         "docs_enabled": config.docs_enabled,
-        "workers": config.workers,
+        "workers": config.workers or default_workers(),
         "worker_user": config.worker_user,
         "paths": paths,
     }

@@ -56,7 +56,6 @@ class StackOptions:
     max_body: str = "1m"
     docs_enabled: bool = True
     gateway_workers: int | None = None
-    """None: gateway.default_workers()."""
     with_ui: bool = True
     ui_port: int = 8501
     host: str = "127.0.0.1"
@@ -331,7 +330,7 @@ class NativeStack:
             burst=options.burst,
             max_body=options.max_body,
             docs_enabled=options.docs_enabled,
-            workers=options.gateway_workers or gateway.default_workers(),
+            workers=options.gateway_workers,
             worker_user=_run_dir_owner(options.run_dir),
             templates=options.gateway_templates,
         )

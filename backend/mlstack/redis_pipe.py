@@ -110,17 +110,18 @@ class RedisPipe:
         """One command's reply, opening a connection if there is none. Retried once on a new connection
         when the old one turns out dead (after Redis restarted, its first use fails): every command the
         cache sends is idempotent."""
+        budget_s = timeout_s or self._timeout_s
         connection = self._connection
         fresh = connection is None or not connection.open
         if fresh:
-            connection = await self._connected_within(timeout_s or self._timeout_s)
-        sent = self._sent(connection, args, timeout_s)  # type: ignore[arg-type]
+            connection = await self._connected_within(budget_s)
+        sent = self._sent(connection, args, budget_s)  # type: ignore[arg-type]
         try:
             return await sent
         except ConnectionError:
             if fresh:
                 raise
-        return await self._sent(await self._connected_within(timeout_s or self._timeout_s), args, timeout_s)
+        return await self._sent(await self._connected_within(budget_s), args, budget_s)
 
     async def _connected_within(self, budget_s: float) -> _Connection:
         """The connection, waited for no longer than a command's budget. A connection that takes longer
@@ -151,11 +152,9 @@ class RedisPipe:
             self._connection.close()
             self._connection = None
 
-    def _sent(
-        self, connection: _Connection, args: Sequence[Any], timeout_s: float | None
-    ) -> asyncio.Future[Any]:
+    def _sent(self, connection: _Connection, args: Sequence[Any], budget_s: float) -> asyncio.Future[Any]:
         future = connection.send([hiredis.pack_command(tuple(args))])
-        timer = asyncio.get_running_loop().call_later(timeout_s or self._timeout_s, _expire, future)
+        timer = asyncio.get_running_loop().call_later(budget_s, _expire, future)
         future.add_done_callback(lambda _: timer.cancel())
         return future
 
