@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from mlstack import __version__, errors
+from mlstack import __version__, allocator, errors
 from mlstack.api import admin, docs, ops, users, v1, v2
 from mlstack.api.body import component_schemas
 from mlstack.edge import EdgeMiddleware
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        allocator.keep_freed_memory()
         app.state.settings = settings
         app.state.metrics = metrics
         store = ModelStore(settings.store_dir, settings.max_artifact_bytes)
