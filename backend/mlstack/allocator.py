@@ -1,9 +1,9 @@
 """glibc's malloc told to keep the memory a request frees, for the next request, instead of handing it back.
 
 By default free() gives the top of the heap back to the kernel once 128 KiB of it are free, and the next
-request faults those pages in again, one zeroed page at a time. A 100-row batch allocates and frees a few
-megabytes: a replica under batch load took about 37,000 page faults a second (78 per request), and the
-kernel's share of its CPU was 15%. With the thresholds below it took under 100 a second.
+request faults those pages in again, one zeroed page at a time. Under 100-row batches, several in flight
+at once, a replica took about 37,000 page faults a second (78 per request), and the kernel's share of its
+CPU was 15%. With the thresholds below it took under 100 a second.
 
 The values are the ones glibc's own adaptive rule grows to at most on 64 bits (an mmap threshold of
 32 MiB, trimming at twice that), set from the start. The cost: a replica keeps up to 64 MiB of freed

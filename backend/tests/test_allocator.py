@@ -2,54 +2,72 @@
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from .conftest import example_row
-from .servers import RedisServer, replica_process
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and Linux")
 
-WAVES, AT_ONCE = 20, 16
-"""Batches of 100 rows, 16 at a time: requests in flight together are what swings the heap."""
+KEEP = "from mlstack.allocator import keep_freed_memory\nassert keep_freed_memory()\n"
+
+CHURN = """
+import resource
+
+def churn():  # what batches in flight do to the heap: megabytes of medium blocks, allocated, then freed
+    for _ in range(100):
+        blocks = [bytearray(50_000) for _ in range(40)]
+        del blocks
+
+churn()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+STARTED_REPLICA = """
+from fastapi.testclient import TestClient
+from mlstack.main import create_app
+from mlstack.settings import Settings
+
+TestClient(create_app(Settings(store_dir={store!r}, redis_url=None))).__enter__()  # startup, and up
+"""
+
+MMAPPED_BLOCKS = """
+import ctypes
+
+FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in FIELDS]
+
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+before = mallinfo2().hblks
+block = bytearray(20 << 20)  # mapped on its own by default; from the heap below a 32 MiB threshold
+print(mallinfo2().hblks - before)
+"""
 
 
-def minor_faults(pid: int) -> int:
-    """Pages the process has faulted in so far (field 10 of /proc/PID/stat, after the command's name)."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+def run(code: str) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120, check=True
+    )
+    return int(done.stdout.split()[-1])
 
 
-async def post_waves(url: str, waves: list[list[dict[str, Any]]]) -> list[str]:
-    """Each wave's batches at once; the X-Cache of every answer."""
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        answers = []
-        for wave in waves:
-            answers += await asyncio.gather(*(client.post("/v1/models/churn:predict", json=b) for b in wave))
-    assert {answer.status_code for answer in answers} == {200}
-    return [answer.headers["x-cache"] for answer in answers]
+def test_keeping_freed_memory_stops_the_page_faults_of_a_churning_heap() -> None:
+    by_default = run(CHURN)
+    kept = run(KEEP + CHURN)
+
+    assert by_default > 20_000  # each round's 2 MB given back to the kernel, then faulted in again
+    assert kept < 100
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and /proc")
-def test_a_replica_does_not_fault_in_again_what_its_batches_freed(
-    trained_store: Path, redis: RedisServer, tmp_path: Path
-) -> None:
-    with replica_process(trained_store, tmp_path / "replica.log", redis_url=redis.url) as (url, pid):
-        row = example_row(httpx.get(f"{url}/v1/models/churn").json())
-        number = next(name for name, value in row.items() if type(value) is float)
-        batches = [
-            {"instances": [row | {number: batch * 1000.0 + i} for i in range(100)]}
-            for batch in range((WAVES + 2) * AT_ONCE)
-        ]
-        waves = [batches[start : start + AT_ONCE] for start in range(0, len(batches), AT_ONCE)]
-        asyncio.run(post_waves(url, waves[:2]))  # warm: the heap reaches its working size
-        before = minor_faults(pid)
-        caches = asyncio.run(post_waves(url, waves[2:]))
-        faults = minor_faults(pid) - before
+def test_a_replica_sets_the_thresholds_when_it_starts(trained_store: Path) -> None:
+    started = STARTED_REPLICA.format(store=str(trained_store))
 
-    assert set(caches) == {"MISS"}  # every row computed, and written to Redis
-    # glibc's default gave the freed top of the heap back at once: 4 faults per batch in this test,
-    # 78 under the benchmark's load; with the replica's thresholds, 0.05
-    assert faults / len(caches) < 1
+    assert run(MMAPPED_BLOCKS) == 1  # the probe: glibc's default maps a 20 MiB block on its own
+    assert run(started + MMAPPED_BLOCKS) == 0
