@@ -1,7 +1,8 @@
 """`make bench`: the benchmark and scaling report in one run, on native stacks it starts on free ports.
 
-Each stack configuration (replicas, micro-batching, runtime) starts once; wrk then loads it cell by cell
-(request shape × connections) through the gateway. Prints one Markdown report and writes it, the raw
+Each stack configuration (replicas, micro-batching, runtime) starts once, beside the others of its section;
+wrk then loads their cells (request shape × connections) through the gateway, in two rounds, the second in
+reverse order. Prints one Markdown report and writes it, the raw
 figures and two plots to --out. Figures from a shared machine are indicative; ratios come from one run.
 With --peers (make bench PEERS=1), BentoML, MLServer and LitServe get the same load (bench/peerbench.py).
 """
@@ -102,16 +103,11 @@ def inprocess(store_dir: Path, model: str, seconds: float) -> dict[str, dict[str
 def measure(
     cells: list[plan.Cell], store_dir: Path, model: str, duration: float, out: Path, warmup_s: float
 ) -> list[report.Result]:
+    """Section by section: the section's stacks side by side, their cells in rounds (Loader.interleaved)."""
     load = Loader(store_dir, model, duration, out, warmup_s)
     results: list[report.Result] = []
-    for section, groups in itertools.groupby(plan.by_stack(cells), key=lambda group: group[1][0].section):
-        stacks = list(groups)
-        if section in plan.INTERLEAVED:
-            results += load.interleaved(stacks, plan.ROUNDS)
-            continue
-        for config, group in stacks:
-            with load.started(config) as target:
-                results += [load.cell(target, cell) for cell in group]
+    for _, groups in itertools.groupby(plan.by_stack(cells), key=lambda group: group[1][0].section):
+        results += load.interleaved(list(groups), plan.ROUNDS)
     return results
 
 
@@ -173,15 +169,16 @@ class Loader:
         return report.Result(cell, figures, target.served, *found, cpu_us=spent)
 
     def interleaved(self, stacks: list[tuple[Config, list[plan.Cell]]], rounds: int) -> list[report.Result]:
-        """All the stacks at once, their cells in rounds, in order then in reverse (1 2 4 4 2 1 ...): a
-        machine that drifts over minutes weighs on every stack alike. Each cell's figures are the rounds'
-        together (requests over seconds; percentiles their mean)."""
+        """All the stacks at once, their cells in rounds, in order then in reverse (1 2 4 4 2 1 ..., and
+        each stack's cells likewise): a machine that drifts over minutes weighs on every cell alike. Each
+        cell's figures are the rounds' together (requests over seconds; percentiles their mean)."""
         with ExitStack() as running_stacks:
             targets = [(running_stacks.enter_context(self.started(c)), group) for c, group in stacks]
             measured: dict[plan.Cell, list[report.Result]] = {}
             for round_ in range(rounds):
-                for target, group in targets if round_ % 2 == 0 else targets[::-1]:
-                    for cell in group:
+                forward = round_ % 2 == 0
+                for target, group in targets if forward else targets[::-1]:
+                    for cell in group if forward else group[::-1]:
                         measured.setdefault(cell, []).append(self.cell(target, cell))
         return [report.combined(found) for found in measured.values()]
 

@@ -16,9 +16,10 @@ LOADS = {
 ROWS = {"ceiling": 0, "miss1": 1, "hit1": 1, "batch100": 100, "rec": 1}
 MAIN = Config(replicas=2, batching=True, onnx=True)
 REFERENCE_CONNECTIONS = 16  # the issue's targets are at 16 connections
-INTERLEAVED = frozenset({"replicas"})
-"""Sections whose stacks run side by side, their cells taken in turns (the scaling ratios compare them)."""
 ROUNDS = 2
+"""Every section is measured in rounds, every other one in reverse (stacks and cells alike), its stacks
+running side by side: each target's ratio compares cells of one section, and a machine that drifts over
+minutes (10-30%, up to 2× within half an hour) then weighs on each of them alike."""
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
     assert re.search(r"At the ceiling route the processes keep [0-9.]+ of [0-9]+ cores busy", run.stdout)
     order = re.findall(r"bench: (\d) replicas?, batching on, miss1 at 16", run.stderr)
     assert order[-4:] == ["1", "2", "2", "1"]  # in turns, the second round in reverse
+    loads = re.findall(r"bench: 1 replica, batching on, (\w+) at 16", run.stderr)
+    assert loads[:4] == ["ceiling", "miss1", "miss1", "ceiling"]  # the ratios' cells in turns as well
     assert (tmp_path / "latency_vs_connections.png").stat().st_size > 0
     assert (tmp_path / "report.md").read_text().strip() in run.stdout
 
