@@ -43,13 +43,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def running_replica(store_dir: Path, log: Path, **settings: str) -> Iterator[str]:
     """`uvicorn --factory mlstack.main:create_app` with BACKEND_* settings; yields its base URL."""
-    with replica_process(store_dir, log, **settings) as (url, _):
-        yield url
-
-
-@contextmanager
-def replica_process(store_dir: Path, log: Path, **settings: str) -> Iterator[tuple[str, int]]:
-    """running_replica's server; yields its base URL and its PID."""
     port = free_port()
     env = {**os.environ, "BACKEND_STORE_DIR": str(store_dir), "OMP_NUM_THREADS": "1"}
     env.update({f"BACKEND_{k.upper()}": v for k, v in settings.items()})
@@ -80,7 +73,7 @@ def replica_process(store_dir: Path, log: Path, **settings: str) -> Iterator[tup
         wait_until(lambda: process.poll() is not None or _answers(f"{url}/v2/health/live"))
         if process.poll() is not None:
             raise RuntimeError(f"replica exited: {log.read_text()[-2000:]}")
-        yield url, process.pid
+        yield url
     finally:
         stop(process)
 
