@@ -2,9 +2,9 @@
 
 Each stack configuration (replicas, micro-batching, runtime) starts once, beside the others of its section;
 wrk then loads their cells (request shape × connections) through the gateway, in two rounds, the second in
-reverse order. Prints one Markdown report and writes it, the raw
-figures and two plots to --out. Figures from a shared machine are indicative; ratios come from one run.
-With --peers (make bench PEERS=1), BentoML, MLServer and LitServe get the same load (bench/peerbench.py).
+reverse order. Prints one Markdown report and writes it, the raw figures and two plots to --out. Figures
+from a shared machine are indicative; ratios come from one run. With --peers (make bench PEERS=1),
+BentoML, MLServer and LitServe get the same load (bench/peerbench.py).
 """
 
 from __future__ import annotations
