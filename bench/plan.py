@@ -19,7 +19,7 @@ REFERENCE_CONNECTIONS = 16  # the issue's targets are at 16 connections
 ROUNDS = 2
 """Every section is measured in rounds, every other one in reverse (stacks and cells alike), its stacks
 running side by side: each target's ratio compares cells of one section, and a machine that drifts over
-minutes (10-30%, up to 2× within half an hour) then weighs on each of them alike."""
+minutes (10-30%, up to 2× within the hour) then weighs on each of them alike."""
 
 
 @dataclass(frozen=True)
