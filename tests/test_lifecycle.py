@@ -14,7 +14,7 @@ import pytest
 
 from mlstack.cli import main as mlstack
 from stack.native import NativeStack
-from stacks import gateway_entry, predict, running_stack, steady_stream
+from stacks import gateway_entries_of, predict, running_stack, steady_stream
 
 pytestmark = pytest.mark.stack
 CHURN = "/v1/models/churn"
@@ -74,7 +74,7 @@ def every_replica_answers(
             predict(stack, [row], headers={"X-Request-ID": f"check-{stamp}-{i:02d}"}) for i in range(20)
         ]
         versions = {a.headers["X-Model-Version"] for a in answers}
-        upstreams = {gateway_entry(stack, f"check-{stamp}-{i:02d}")["upstream_addr"] for i in range(20)}
+        upstreams = {e["upstream_addr"] for e in gateway_entries_of(stack, f"check-{stamp}-", 20)}
         if (versions == {version} and len(upstreams) == len(stack.replicas)) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
