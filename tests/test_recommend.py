@@ -373,6 +373,7 @@ def test_without_the_data_redis_user_routes_are_503_and_visitors_still_get_answe
         rec_stack.restart(data_redis)
 
     assert read.status_code == 503
+    assert read.headers["Retry-After"] == "2"
     assert "error" in read.json()
     assert known.status_code == 503
     assert visitor.status_code == 200

@@ -33,6 +33,8 @@ log = logging.getLogger("mlstack.errors")
 
 class ServingError(Exception):
     status_code: ClassVar[int] = 500
+    retry_after_s: ClassVar[int | None] = None
+    """Sent as Retry-After: a 503 says when trying again makes sense."""
 
     @property
     def message(self) -> str:
@@ -88,10 +90,12 @@ class ArtifactRejected(ServingError):
 
 class ModelNotReady(ServingError):
     status_code = 503
+    retry_after_s = 2
 
 
 class UserDataUnavailable(ServingError):
     status_code = 503
+    retry_after_s = 2
 
 
 def _clip(text: str, limit: int = 80) -> str:
@@ -108,7 +112,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ServingError)
     async def _serving_error(_: Request, exc: ServingError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message)
+        retry = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+        return error_response(exc.status_code, exc.message, headers=retry)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -41,6 +41,7 @@ def test_tampered_artifact_is_refused_at_start_and_the_log_names_it(store_dir: P
     assert ready.status_code == 503
     assert set(ready.json()) == {"error"}
     assert predict.status_code == 503
+    assert predict.headers["Retry-After"] == "2"
     assert "churn/1/model.joblib: sha256 check failed" in log.read_text()
 
 
