@@ -23,6 +23,7 @@ from mlstack.serving.registry import Registry
 from mlstack.serving.watcher import StoreWatcher
 from mlstack.settings import Settings
 from mlstack.store.model_store import ModelStore
+from mlstack.store.signing import verifier_for
 from mlstack.telemetry.board import StatsBoard
 from mlstack.telemetry.logs import configure_logging
 from mlstack.telemetry.metrics import Metrics
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tuning.keep_freed_memory()
         app.state.settings = settings
         app.state.metrics = metrics
-        store = ModelStore(settings.store_dir, settings.max_artifact_bytes)
+        verifier = verifier_for(settings.signing_public_key)
+        store = ModelStore(settings.store_dir, settings.max_artifact_bytes, verifier=verifier)
         app.state.registry = Registry(store, settings, metrics)
         await app.state.registry.load_all()  # verifies every artifact before it unpickles it
         async with (
