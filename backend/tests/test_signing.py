@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -327,3 +331,79 @@ def test_a_reload_onto_an_unsigned_version_keeps_the_old_one(
     assert "churn/2/model.sig: signature check failed: missing" in reload.json()["error"]
     assert (answer.status_code, answer.headers["X-Model-Version"]) == (200, "1")
     assert not marker.exists()
+
+
+# -- atomic: a replica sees a version unsigned or signed, never half-signed -----------------------------
+
+AUDITED = r"""
+import json, os, sys
+root, out, argv = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3:]
+events, busy = [], [False]
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+def shown(path):
+    return os.path.relpath(os.path.realpath(os.fsdecode(path)), root)
+
+def hook(event, args):
+    if busy[0] or event not in ("open", "os.link", "os.rename"):
+        return
+    busy[0] = True  # the hook's own listdir and stat raise events too
+    try:
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and args[2] & WRITES:
+            events.append(["write", shown(args[0])])
+        elif event != "open":
+            src = args[0]
+            state = sorted(os.listdir(src)) if os.path.isdir(src) else os.path.getsize(src)
+            events.append([event, shown(src), shown(args[1]), state])
+    finally:
+        busy[0] = False
+
+sys.addaudithook(hook)
+from mlstack.cli import main
+code = main(argv)
+json.dump({"code": code, "events": [e for e in events if not e[1].startswith("..")]}, open(out, "w"))
+"""
+
+
+def audited(store: Path, tmp_path: Path, *argv: str, **env: str) -> list[list[object]]:
+    """Run `mlstack ARGV` in a child process, recording every file it opens for writing, links or renames
+    under the store (Python's audit hooks: the real code, nothing patched)."""
+    out = tmp_path / "events.json"
+    environment = {**os.environ, **{f"BACKEND_{k.upper()}": v for k, v in env.items()}}
+    command = [sys.executable, "-c", AUDITED, str(store), str(out), *argv, "--store-dir", str(store)]
+    subprocess.run(command, env=environment, cwd=tmp_path, check=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert result["code"] == 0
+    return result["events"]  # type: ignore[no-any-return]
+
+
+def test_mlstack_sign_links_a_complete_signature_into_the_version_in_one_step(
+    store_dir: Path, ours: tuple[Path, str], tmp_path: Path
+) -> None:
+    events = audited(store_dir, tmp_path, "sign", "churn", "--key", str(ours[0]))
+
+    writes = [e[1] for e in events if e[0] == "write"]
+    links = [e for e in events if e[0] != "write"]
+    signature = store_dir / "churn" / "1" / "model.sig"
+    assert writes
+    assert all(re.fullmatch(r"churn/\.sign-[^/]+", str(w)) for w in writes)  # beside 1/, never inside it
+    assert links == [["os.link", writes[0], "churn/1/model.sig", signature.stat().st_size]]
+    store_with_key(store_dir, ours[1]).verify("churn", "1")
+
+
+def test_publish_signs_in_staging_and_the_version_appears_signed_in_one_rename(
+    store_dir: Path, ours: tuple[Path, str], tmp_path: Path
+) -> None:
+    train = ["train", "--demo", "churn", "--rows", "800", "--search", "fast", "--no-onnx", "--no-promote"]
+    events = audited(store_dir, tmp_path, *train, signing_key_file=str(ours[0]))
+
+    writes = [str(e[1]) for e in events if e[0] == "write"]
+    renames = [e for e in events if e[0] != "write"]
+    assert all(
+        re.fullmatch(r"churn/\.staging-[^/]+/(model\.joblib|manifest\.json|model\.sig)", w) for w in writes
+    )
+    assert len(renames) == 1
+    assert renames[0][0] == "os.rename"
+    assert re.fullmatch(r"churn/\.staging-[^/]+", str(renames[0][1]))
+    assert renames[0][2:] == ["churn/2", ["manifest.json", "model.joblib", "model.sig"]]
+    store_with_key(store_dir, ours[1]).verify("churn", "2")
