@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import joblib
 import pytest
 from fastapi.testclient import TestClient
@@ -26,6 +27,7 @@ from mlstack.store.model_store import ModelStore
 from mlstack.store.signing import Signer, verifier_for
 
 from .conftest import example_row
+from .servers import running_replica
 from .test_store import flip_one_byte
 
 
@@ -330,6 +332,25 @@ def test_a_reload_onto_an_unsigned_version_keeps_the_old_one(
     assert reload.status_code == 409
     assert "churn/2/model.sig: signature check failed: missing" in reload.json()["error"]
     assert (answer.status_code, answer.headers["X-Model-Version"]) == (200, "1")
+    assert not marker.exists()
+
+
+def test_a_replica_process_given_the_key_in_its_environment_loads_nothing_unsigned(
+    signed_store: Path, ours: tuple[Path, str], marker: Path, tmp_path: Path
+) -> None:
+    row = example_row(ModelStore(signed_store).manifest("churn", "1").public())
+    plant(signed_store, marker)
+    ModelStore(signed_store).set_current("churn", "2")
+    log = tmp_path / "replica.log"
+
+    with running_replica(signed_store, log, signing_public_key=ours[1]) as url:
+        churn = httpx.post(f"{url}/v1/models/churn:predict", json={"instances": [row]})
+        fraud = httpx.get(f"{url}/v2/models/fraud/ready")
+
+    assert churn.status_code == 503
+    assert "churn/2/model.sig: signature check failed: missing" in churn.json()["error"]
+    assert fraud.status_code == 200
+    assert "churn/2/model.sig: signature check failed" in log.read_text()
     assert not marker.exists()
 
 
