@@ -12,14 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_compose import resolved
 
 from mlstack.cli import main as mlstack
 from mlstack.store.model_store import ModelStore
 from stack.native import NativeStack
 from stack.procs import wait_for
 from stacks import predict, running_stack
-
-pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +59,7 @@ def served_versions(stack: NativeStack, row: dict[str, object], n: int = 20) -> 
     return Counter((a.status_code, a.headers.get("X-Model-Version", "")) for a in answers)
 
 
+@pytest.mark.stack
 def test_a_version_signed_by_another_key_is_refused_and_both_replicas_keep_serving(
     signed_stack: NativeStack, keys: dict[str, Path]
 ) -> None:
@@ -87,3 +87,12 @@ def test_a_version_signed_by_another_key_is_refused_and_both_replicas_keep_servi
         15,
     )
     assert served_versions(signed_stack, row) == {(200, "1"): 20}
+
+
+def test_compose_gives_the_public_key_to_the_replicas_only() -> None:
+    config = resolved(GATEWAY_TOKEN="t" * 43, BACKEND_SIGNING_PUBLIC_KEY="k" * 44)
+    unset = resolved(GATEWAY_TOKEN="t" * 43)
+
+    holders = {name for name, s in config["services"].items() if "k" * 44 in json.dumps(s)}
+    assert holders == {"backend"}
+    assert unset["services"]["backend"]["environment"]["BACKEND_SIGNING_PUBLIC_KEY"] == ""  # no check

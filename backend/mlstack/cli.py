@@ -25,6 +25,7 @@ from mlstack.training.recommend_cli import RECOMMEND_DEMO, train_recommender
 
 MIN_ROWS = 50
 DEFAULT_KEY_FILE = Path("keys/model-signing.key")
+KEY_HELP = "private key file to sign with; - reads it from standard input (default: BACKEND_SIGNING_KEY_FILE)"
 MIN_CLASS_ROWS = 5
 
 
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--store-dir", type=Path, help="model store root (default: BACKEND_STORE_DIR or model_store)"
     )
+    train.add_argument("--key", type=Path, help=KEY_HELP)
     train.add_argument(
         "--threads",
         type=int,
@@ -123,7 +125,7 @@ def _lifecycle_commands(commands: Any) -> None:
     sign = commands.add_parser("sign", help="sign versions published without a signature")
     sign.add_argument("model", nargs="?", help="only this model (default: every model)")
     sign.add_argument("version", nargs="?", help="only this version (default: every version)")
-    sign.add_argument("--key", type=Path, help="private key file (default: BACKEND_SIGNING_KEY_FILE)")
+    sign.add_argument("--key", type=Path, help=KEY_HELP)
     sign.add_argument(
         "--replace", action="store_true", help="also re-sign versions signed by another key (key rotation)"
     )
@@ -140,7 +142,7 @@ def _lifecycle_commands(commands: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(args, key_file=args.key)
     if args.demo == RECOMMEND_DEMO:
         return train_recommender(args, store)
     request = _training_request(args)
@@ -172,9 +174,11 @@ def _store(args: argparse.Namespace, key_file: Path | None = None) -> ModelStore
 
 
 def _signer(key_file: Path, store_root: Path) -> signing.Signer:
-    if _inside(key_file, store_root):
-        raise UsageError(f"the signing key {key_file} is inside the model store; keep it outside")
     try:
+        if str(key_file) == "-":  # e.g. into a container: `docker compose run -T ... --key - < key`
+            return signing.Signer.from_pem(sys.stdin.buffer.read(), "standard input")
+        if _inside(key_file, store_root):
+            raise UsageError(f"the signing key {key_file} is inside the model store; keep it outside")
         return signing.Signer.from_file(key_file)
     except signing.BadKey as exc:
         raise UsageError(str(exc)) from None

@@ -138,6 +138,17 @@ def test_mlstack_sign_signs_versions_published_before_keys_existed(
     assert not [p for p in (store_dir / "churn").iterdir() if p.name.startswith(".")]
 
 
+def test_the_key_can_come_on_standard_input_as_into_a_container(
+    store_dir: Path, ours: tuple[Path, str], tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "mlstack.cli", "sign", "churn", "--key", "-"]
+    command += ["--store-dir", str(store_dir)]
+    done = subprocess.run(command, input=ours[0].read_bytes(), capture_output=True, cwd=tmp_path, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    store_with_key(store_dir, ours[1]).verify("churn", "1")
+
+
 def test_sign_refuses_a_tampered_version_and_one_signed_by_another_key(
     store_dir: Path, ours: tuple[Path, str], theirs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

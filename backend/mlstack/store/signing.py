@@ -98,12 +98,16 @@ class Signer:
             data = path.read_bytes()
         except OSError as exc:
             raise BadKey(f"cannot read the signing key {path}: {exc.strerror}") from None
+        return cls.from_pem(data, str(path))
+
+    @classmethod
+    def from_pem(cls, data: bytes, source: str) -> Signer:
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
-            raise BadKey(f"{path} is not an unencrypted PEM private key: {exc}") from None
+            raise BadKey(f"{source} is not an unencrypted PEM private key: {exc}") from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise BadKey(f"{path} is not an Ed25519 private key")
+            raise BadKey(f"{source} is not an Ed25519 private key")
         return cls(key)
 
     def sign(self, manifest: bytes) -> bytes:
