@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 
 from mlstack.errors import ServingError
@@ -160,7 +161,7 @@ def _train(args: argparse.Namespace) -> int:
 def _store(args: argparse.Namespace, key_file: Path | None = None) -> ModelStore:
     """The store, signing what it publishes with the configured private key and checking signatures
     with the configured public key, as the replicas will."""
-    settings = Settings()
+    settings = _settings()
     root = args.store_dir or settings.store_dir
     key_file = key_file or settings.signing_key_file
     signer = _signer(key_file, root) if key_file else None
@@ -171,6 +172,13 @@ def _store(args: argparse.Namespace, key_file: Path | None = None) -> ModelStore
             f"(key {verifier.key_id}): replicas would refuse what it signs"
         )
     return ModelStore(root, settings.max_artifact_bytes, signer=signer, verifier=verifier)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:  # e.g. a BACKEND_SIGNING_PUBLIC_KEY that is not a key
+        raise UsageError(f"settings: {exc}") from None
 
 
 def _signer(key_file: Path, store_root: Path) -> signing.Signer:
@@ -246,7 +254,7 @@ def _canary(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = _settings()
     key_file = args.key or settings.signing_key_file or DEFAULT_KEY_FILE
     if key_file.exists():
         raise UsageError(f"{key_file} exists; a key is never overwritten (move it away first)")
