@@ -37,7 +37,7 @@ class SignatureFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: Literal["mlstack-ed25519/1"] = "mlstack-ed25519/1"
-    signed_file: Literal["manifest.json"] = SIGNED_FILE
+    signed_file: Literal["manifest.json"] = "manifest.json"
     key_id: str
     signature: str
     """base64 of the 64-byte Ed25519 signature of CONTEXT + the manifest's bytes."""
