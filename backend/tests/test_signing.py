@@ -253,9 +253,15 @@ def _manifest_rewritten(store: Path, marker: Path, keys: dict[str, Path]) -> Non
 
 
 def _manifest_byte_flipped(store: Path, marker: Path, keys: dict[str, Path]) -> None:
-    _manifest_rewritten(store, marker, keys)
+    """One digit of a signed manifest changed: still valid, every other check would pass it."""
+    assert sign_with(store, keys["ours"]) == 0
     path = store / "churn" / "1" / "manifest.json"
-    path.write_text(path.read_text().replace('"task"', '"Task"'))  # ... and one more byte
+    path.chmod(0o644)
+    text = path.read_text()
+    changed = text.replace('"rows": 800', '"rows": 900', 1)
+    assert changed != text
+    path.write_text(changed)
+    ModelStore(store).verify("churn", "1")  # without a key, nothing notices
 
 
 TAMPERINGS = {
