@@ -22,7 +22,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 SIGNATURE_FILE = "model.sig"
 SIGNED_FILE = "manifest.json"
@@ -38,8 +38,8 @@ class SignatureFile(BaseModel):
 
     format: Literal["mlstack-ed25519/1"] = "mlstack-ed25519/1"
     signed_file: Literal["manifest.json"] = "manifest.json"
-    key_id: str
-    signature: str
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    signature: str = Field(max_length=128)
     """base64 of the 64-byte Ed25519 signature of CONTEXT + the manifest's bytes."""
 
 
