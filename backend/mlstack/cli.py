@@ -136,10 +136,22 @@ def _lifecycle_commands(commands: Any) -> None:
         "--key", type=Path, help=f"private key file to create (default: {DEFAULT_KEY_FILE}); .pub beside it"
     )
     keygen.set_defaults(handler=_keygen)
+    serve = commands.add_parser("serve", help="run one serving replica until SIGTERM (settings: BACKEND_*)")
+    serve.add_argument("--host", help="listen address (default: BACKEND_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: BACKEND_PORT or 8000)")
+    serve.set_defaults(handler=_serve)
     for sub in (listing, promote, rollback, canary, verify, sign, keygen):
         sub.add_argument(
             "--store-dir", type=Path, help="model store root (default: BACKEND_STORE_DIR or model_store)"
         )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mlstack.server.launch import serve  # the serving stack only for this command
+
+    given = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
+    serve(Settings(**given))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
