@@ -26,6 +26,7 @@ from mlstack.serving.runtimes import RuntimeFactory
 from mlstack.serving.watcher import StoreWatcher
 from mlstack.settings import Settings
 from mlstack.store.model_store import ModelStore
+from mlstack.store.signing import verifier_for
 from mlstack.telemetry.board import StatsBoard
 from mlstack.telemetry.logs import configure_logging
 from mlstack.telemetry.metrics import Metrics
@@ -47,7 +48,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = ModelStore(settings.store_dir, settings.max_artifact_bytes)
+        verifier = verifier_for(settings.signing_public_key)
+        store = ModelStore(settings.store_dir, settings.max_artifact_bytes, verifier=verifier)
         cache = PredictionCache(
             settings, on_near_hits=metrics.near_cache_rows.inc, on_unwritten=metrics.cache_unwritten_rows.inc
         )
