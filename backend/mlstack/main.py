@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from mlstack import __version__, errors
-from mlstack.api import admin, docs, ops, users, v1, v2
+from mlstack.api import admin, docs, ops, profile, users, v1, v2
 from mlstack.api.body import component_schemas
 from mlstack.api.middleware import EdgeMiddleware
 from mlstack.api.schemas.v1 import V1PredictRequest
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
-    for router in (v1.router, v2.router, admin.router, ops.router, users.router):
+    for router in (v1.router, v2.router, admin.router, ops.router, users.router, profile.router):
         # The routes themselves, not include_router(): FastAPI matches an included router lazily, route
         # by route and twice per request, which cost 18 µs of a 100 µs request.
         app.router.routes.extend(router.routes)

@@ -1,9 +1,9 @@
 """The model store on disk: the only writer (publish, set_current) and the only reader (verify, load).
 
-Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?} and
-<root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before `verify` has checked names,
-files, sizes, the sha256 and the library versions. An ONNX export is read by `read_artifact`, which hashes
-the very bytes it returns.
+Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?, profile.json?}
+and <root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before `verify` has checked
+names, files, sizes, the sha256 and the library versions. An ONNX export and the profile are read by
+`read_artifact`, which hashes the very bytes it returns.
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ from pydantic import ValidationError
 from sklearn.exceptions import InconsistentVersionWarning
 
 from mlstack.errors import ArtifactRejected, ModelNotFound
+from mlstack.profile.schema import Profile
 from mlstack.store.manifest import MODEL_NAME, VERSION_NAME, Artifact, Manifest, RuntimeVersions
 
 ARTIFACT_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
+PROFILE_FILE = "profile.json"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
-ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, "model.sig"})
+ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, PROFILE_FILE, "model.sig"})
 MAX_MANIFEST_BYTES = 1 << 20
 
 
@@ -102,25 +104,26 @@ class ModelStore:
             raise ArtifactRejected(self._shown(path), "identity", "names another model or version")
         return manifest
 
-    def verify(self, model: str, version: str, extras: bool = True) -> Manifest:
+    def verify(self, model: str, version: str, onnx: bool = True) -> Manifest:
         """Every check that must pass before the artifact is unpickled; raises ArtifactRejected.
 
-        `extras=False` leaves the further artifacts (the ONNX export) to `read_artifact`: a replica serves
-        the joblib pipeline when only its ONNX file is broken.
+        `onnx=False` leaves the ONNX export to `read_artifact`: a replica serves the joblib pipeline when
+        only its ONNX file is broken. Every other file (the profile too) fails the version.
         """
         version_dir = self._version_dir(model, version)
         for entry in version_dir.iterdir():
             if entry.name not in ALLOWED_FILES:
                 raise ArtifactRejected(self._shown(entry), "allow-list", "file not allowed in a version")
         manifest = self.manifest(model, version)
-        for artifact in (manifest.artifact, *(manifest.extra_artifacts if extras else ())):
+        extras = [a for a in manifest.extra_artifacts if onnx or a.format != "onnx"]
+        for artifact in (manifest.artifact, *extras):
             self._verify_artifact(version_dir, artifact)
         self._verify_versions(version_dir / manifest.artifact.file, manifest.runtime)
         return manifest
 
     def load(self, model: str, version: str) -> tuple[Manifest, Any]:
         """Verify, then unpickle the pipeline. Library version warnings are errors here."""
-        manifest = self.verify(model, version, extras=False)
+        manifest = self.verify(model, version, onnx=False)
         path = self._version_dir(model, version) / manifest.artifact.file
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
@@ -137,6 +140,19 @@ class ModelStore:
         data = path.read_bytes()
         self._check_sha256(path, hashlib.sha256(data).hexdigest(), artifact, len(data))
         return data
+
+    def profile(self, model: str, version: str) -> Profile | None:
+        """The version's training-data profile, checked against its sha256; None when it has none."""
+        manifest = self.manifest(model, version)
+        artifact = manifest.profile_artifact
+        if artifact is None:
+            return None
+        data = self.read_artifact(model, version, artifact)
+        try:
+            return Profile.model_validate_json(data)
+        except ValidationError as exc:
+            shown = self._shown(self._version_dir(model, version) / artifact.file)
+            raise ArtifactRejected(shown, "schema", _first_error(exc)) from None
 
     # -- writing ---------------------------------------------------------------------------------
 
