@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -14,7 +15,9 @@ from mlstack.profile.schema import Profile
 from mlstack.store.model_store import ModelStore
 
 router = APIRouter(tags=["v1"], route_class=LeanRoute)
-MISSING_PROFILE = {404: {"description": "unknown model or version, or a version without a profile"}}
+MISSING_PROFILE: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown model or version, or a version without a profile"}
+}
 
 
 @router.get("/v1/models/{model:model}/profile", response_model=Profile, responses=MISSING_PROFILE)

@@ -212,9 +212,9 @@ def _relation(bins: list[str], codes: Codes, goal: _Target, numbers: pd.Series |
     discrete = numbers is None or numbers.nunique() <= DISCRETE_VALUES
     mi = association.mutual_information(x, goal.values[present], discrete, goal.classifier)
     as_numbers = _numeric_target(goal)
-    correlations = {}
+    pearson, spearman = None, None
     if numbers is not None and as_numbers is not None:
-        correlations = _correlations_with(x, as_numbers[present])
+        pearson, spearman = _correlations_with(x, as_numbers[present])
     if goal.classifier:
         return TargetRelation(
             bins=bins,
@@ -222,7 +222,8 @@ def _relation(bins: list[str], codes: Codes, goal: _Target, numbers: pd.Series |
             class_shares={c: _per_bin(codes, goal.codes == i, rows) for i, c in enumerate(goal.classes)},
             cramers_v=association.cramers_v(codes, goal.codes),
             mutual_information=mi,
-            **correlations,
+            pearson=pearson,
+            spearman=spearman,
         )
     return TargetRelation(
         bins=bins,
@@ -230,7 +231,8 @@ def _relation(bins: list[str], codes: Codes, goal: _Target, numbers: pd.Series |
         target_mean=_per_bin(codes, goal.values, rows),
         correlation_ratio=association.correlation_ratio(codes, goal.values) if numbers is None else None,
         mutual_information=mi,
-        **correlations,
+        pearson=pearson,
+        spearman=spearman,
     )
 
 
@@ -246,14 +248,13 @@ def _per_bin(codes: Codes, weights: npt.NDArray[Any], rows: Codes) -> list[float
     return [float(s / n) if n else None for s, n in zip(sums, rows, strict=True)]
 
 
-def _correlations_with(x: Floats, y: Floats) -> dict[str, float | None]:
+def _correlations_with(x: Floats, y: Floats) -> tuple[float | None, float | None]:
+    """Pearson and Spearman; None without spread (scipy would warn)."""
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"pearson": None, "spearman": None}  # undefined without spread (scipy would warn)
+        return None, None
     pair = pd.DataFrame({"x": x, "y": y})
-    return {
-        "pearson": _finite(pair["x"].corr(pair["y"], method="pearson")),
-        "spearman": _finite(pair["x"].corr(pair["y"], method="spearman")),
-    }
+    pearson = pair["x"].corr(pair["y"], method="pearson")
+    return _finite(pearson), _finite(pair["x"].corr(pair["y"], method="spearman"))
 
 
 def _correlations(prepared: pd.DataFrame, names: list[str]) -> Correlations | None:

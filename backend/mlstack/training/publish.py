@@ -10,7 +10,7 @@ import pandas as pd
 
 from mlstack.profile.build import build_profile
 from mlstack.profile.schema import Profile
-from mlstack.store.manifest import Artifact, Manifest, Training
+from mlstack.store.manifest import Artifact, ArtifactFormat, Manifest, Training
 from mlstack.store.model_store import ARTIFACT_FILE, ONNX_FILE, PROFILE_FILE, ModelStore, build_manifest
 from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
@@ -97,7 +97,7 @@ def profile_bytes(profile: Profile) -> bytes:
     return profile.model_dump_json().encode() + b"\n"
 
 
-_FORMATS = {PROFILE_FILE: "profile", ONNX_FILE: "onnx"}
+_FORMATS: dict[str, ArtifactFormat] = {PROFILE_FILE: "profile", ONNX_FILE: "onnx"}
 
 _DRAFT_ARTIFACT = Artifact(file=ARTIFACT_FILE, sha256="0" * 64, size_bytes=1)
 """Stands in for the joblib file in the manifest the parity check runs with, before the file exists."""
@@ -109,7 +109,7 @@ def _export(request: TrainingRequest, result: SearchResult, draft: Manifest) -> 
     return onnx_export.export(result.pipeline, draft, result.train_frame, result.holdout)
 
 
-def _artifact(name: str, kind: str, data: bytes) -> Artifact:
+def _artifact(name: str, kind: ArtifactFormat, data: bytes) -> Artifact:
     return Artifact(file=name, format=kind, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
