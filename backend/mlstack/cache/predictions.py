@@ -16,7 +16,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -46,9 +47,15 @@ CONNECT_TIMEOUT_S = 2.0
 budget (BACKEND_REDIS_TIMEOUT_MS); in Compose, resolving `redis` and connecting took over 25 ms."""
 
 
-def row_keys(model: str, version: str, sha256: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """One key per row, in one comprehension: a function call and a format per row were a third of it."""
-    prefix, blake2b, dumps = f"mlstack:pred:{model}:{version}:{sha256[:16]}:", hashlib.blake2b, orjson.dumps
+def row_keys(
+    space: str, model: str, version: str, sha256: str, rows: Sequence[Any], parts: Sequence[str] | None = None
+) -> list[str]:
+    """One key per row: its `parts` when the runtime names rows itself, else a hash of the row's canonical
+    form, in one comprehension (a function call and a format per row were a third of it)."""
+    prefix = f"mlstack:{space}:{model}:{version}:{sha256[:16]}:"
+    if parts is not None:
+        return [prefix + part for part in parts]
+    blake2b, dumps = hashlib.blake2b, orjson.dumps
     return [prefix + blake2b(dumps(row), digest_size=16).hexdigest() for row in rows]
 
 
@@ -104,10 +111,15 @@ class PredictionCache:
                 retry_after_s = settings.cache_retry_after_s
                 self.near = NearCache(watch, settings.near_cache_entries, ttl_s, retry_after_s, self._trip)
 
-    def start(self) -> None:
-        """In the running event loop: opens the near cache's watch connection."""
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[PredictionCache]:
+        """In the running event loop: the near cache's watch connection open, everything closed after."""
         if self.near is not None:
             self.near.start()
+        try:
+            yield self
+        finally:
+            await self.close()
 
     @property
     def available(self) -> bool:
@@ -268,12 +280,3 @@ class PredictionCache:
         if time.monotonic() >= self._skip_until:
             log.warning("cache unavailable, bypassing it for %.1fs: %s", self._retry_after_s, exc)
         self._skip_until = time.monotonic() + self._retry_after_s
-
-
-def cache_status(cache_used: bool, misses: int, total: int) -> str:
-    """The X-Cache header: BYPASS, HIT, MISS or PARTIAL."""
-    if not cache_used:
-        return "BYPASS"
-    if misses == 0:
-        return "HIT"
-    return "MISS" if misses == total else "PARTIAL"
