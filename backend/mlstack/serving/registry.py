@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass
 
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
+from mlstack.explain.loading import Explainer, explainer_for
 from mlstack.recommend.runtime import RecommenderRuntime
 from mlstack.serving.lifecycle import Canary, Lifecycle
 from mlstack.serving.runtime import OnnxRuntime, Runtime, SklearnRuntime
@@ -41,11 +42,13 @@ def _freeze_heap() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One verified, loaded version with its validator."""
+    """One verified, loaded version with its validator and its explainer."""
 
     manifest: Manifest
     runtime: Runtime
     validator: Validator
+    explainer: Explainer
+    """Built at load (the tree method imports shap at its first explanation); says why when unavailable."""
 
     @property
     def version(self) -> str:
@@ -167,6 +170,12 @@ class Registry:
         settings = self._settings
         validator = Validator(manifest, settings.max_batch_rows, settings.max_string_length)
         runtime = self._runtime(manifest, pipeline)
+        explainer = explainer_for(
+            manifest,
+            pipeline,
+            lambda artifact: self.store.read_artifact(model, version, artifact),
+            settings.explain_permutations,
+        )
         log.info(
             "loaded %s version %s (sha256 %s…), served with %s",
             model,
@@ -174,7 +183,7 @@ class Registry:
             manifest.artifact.sha256[:12],
             runtime.engine,
         )
-        return Loaded(manifest, runtime, validator)
+        return Loaded(manifest, runtime, validator, explainer)
 
     def _runtime(self, manifest: Manifest, pipeline: object) -> Runtime:
         """The ONNX export when there is one, it verifies and it loads; otherwise the joblib pipeline."""

@@ -43,7 +43,7 @@ class Artifact(_Strict):
     """A file of the version directory and the facts checked before it is opened."""
 
     file: str
-    format: Literal["joblib", "onnx"] = "joblib"
+    format: Literal["joblib", "onnx", "json"] = "joblib"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=1)
 
@@ -72,6 +72,19 @@ class OnnxExport(_Strict):
     """Held-out rows the parity check ran on (each once as is and once with its nullable features null)."""
     skl2onnx: str | None = None
     onnxruntime: str | None = None
+
+
+ExplanationMethod = Literal["linear", "tree_path_dependent", "sampling_permutation", "recommender_items"]
+
+
+class ExplanationFacts(_Strict):
+    """How the version's predictions are explained (`:explain`), or why they cannot be."""
+
+    method: ExplanationMethod | None
+    """None: the version cannot be explained, and `reason` says why."""
+    reason: str | None = None
+    background_rows: int = 0
+    """Training rows stored in the explanation artifact as the sampling method's reference."""
 
 
 class Training(_Strict):
@@ -133,6 +146,8 @@ class Manifest(_Strict):
     """For task recommendation: the catalogue and the model's shape."""
     onnx: OnnxExport | None = None
     """The ONNX export's parity facts; None in manifests written before the export existed."""
+    explanation: ExplanationFacts | None = None
+    """How predictions are explained; None in manifests written before explanations existed."""
 
     @property
     def is_classifier(self) -> bool:
@@ -141,6 +156,12 @@ class Manifest(_Strict):
     @property
     def onnx_artifact(self) -> Artifact | None:
         return next((a for a in self.extra_artifacts if a.format == "onnx"), None)
+
+    @property
+    def explain_artifact(self) -> Artifact | None:
+        return next(
+            (a for a in self.extra_artifacts if a.format == "json" and a.file == "explain.json"), None
+        )
 
     def feature(self, name: str) -> Feature | None:
         return next((f for f in self.inputs if f.name == name), None)

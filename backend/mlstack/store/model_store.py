@@ -1,9 +1,9 @@
 """The model store on disk: the only writer (publish, set_current) and the only reader (verify, load).
 
-Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?} and
-<root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before `verify` has checked names,
-files, sizes, the sha256 and the library versions. An ONNX export is read by `read_artifact`, which hashes
-the very bytes it returns.
+Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?,
+explain.json?} and <root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before
+`verify` has checked names, files, sizes, the sha256 and the library versions. Further artifacts (the ONNX
+export, the explanation data) are read by `read_artifact`, which hashes the very bytes it returns.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from mlstack.store.manifest import MODEL_NAME, VERSION_NAME, Artifact, Manifest,
 
 ARTIFACT_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
+EXPLAIN_FILE = "explain.json"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
-ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, "model.sig"})
+ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, EXPLAIN_FILE, "model.sig"})
 MAX_MANIFEST_BYTES = 1 << 20
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlstack.store.manifest import Artifact, Manifest, Training
-from mlstack.store.model_store import ARTIFACT_FILE, ONNX_FILE, ModelStore, build_manifest
+from mlstack.explain import preparation
+from mlstack.store.manifest import Artifact, ExplanationFacts, Feature, Manifest, Training
+from mlstack.store.model_store import ARTIFACT_FILE, EXPLAIN_FILE, ONNX_FILE, ModelStore, build_manifest
 from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
 from mlstack.training.search import SearchResult, Task, search
@@ -72,14 +73,22 @@ def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
         "training": training,
     }
     exported = _export(request, result, build_manifest(version="1", artifact=_DRAFT_ARTIFACT, **fields))
-    extra = [] if exported.data is None else [_artifact(ONNX_FILE, "onnx", exported.data)]
+    explanation, explain_data = _explanation(request, result, features)
+    files = {ONNX_FILE: exported.data, EXPLAIN_FILE: explain_data}
+    files = {name: data for name, data in files.items() if data is not None}
+    kinds = {ONNX_FILE: "onnx", EXPLAIN_FILE: "json"}
+    extra = [_artifact(name, kinds[name], data) for name, data in files.items()]
 
     def describe(version: str, artifact: Artifact) -> Manifest:
         return build_manifest(
-            version=version, artifact=artifact, extra_artifacts=extra, onnx=exported.facts, **fields
+            version=version,
+            artifact=artifact,
+            extra_artifacts=extra,
+            onnx=exported.facts,
+            explanation=explanation,
+            **fields,
         )
 
-    files = {} if exported.data is None else {ONNX_FILE: exported.data}
     manifest = store.publish(request.model, result.pipeline, describe, extra_files=files)
     if request.promote:
         store.set_current(request.model, manifest.version)
@@ -94,6 +103,17 @@ def _export(request: TrainingRequest, result: SearchResult, draft: Manifest) -> 
     if not request.onnx or result.train_frame is None or result.holdout is None:
         return onnx_export.not_requested()
     return onnx_export.export(result.pipeline, draft, result.train_frame, result.holdout)
+
+
+def _explanation(
+    request: TrainingRequest, result: SearchResult, features: list[Feature]
+) -> tuple[ExplanationFacts, bytes | None]:
+    if result.train_frame is None or result.holdout is None:
+        return ExplanationFacts(method=None, reason="no training rows kept to prepare explanations"), None
+    classifier = request.task == "classification"
+    return preparation.prepare(
+        result.pipeline, features, classifier, result.train_frame, result.holdout, request.seed
+    )
 
 
 def _artifact(name: str, kind: str, data: bytes) -> Artifact:
