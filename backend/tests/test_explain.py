@@ -7,23 +7,28 @@ a mis-routed missing value shows as a gap.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from mlstack.errors import NotExplainable
+from mlstack.explain.engine import TabularExplainer
 from mlstack.explain.loading import BEFORE_EXPLANATIONS, Explainer, Unavailable, explainer_for
 from mlstack.explain.preparation import rows_of
 from mlstack.frames import prepare_frame
+from mlstack.main import create_app
 from mlstack.serving.validation import Rows
+from mlstack.settings import Settings
 from mlstack.store.manifest import Manifest
 from mlstack.store.model_store import EXPLAIN_FILE, ModelStore
 from mlstack.training.datasets import demo_dataset
 
-from .conftest import DEMO_MODELS
+from .conftest import DEMO_MODELS, example_row
 
 EXACT = 1e-6
 DEMO_OF = {"churn": "churn", "fraud": "fraud", "maintenance": "maintenance", "rul": "maintenance"}
@@ -179,3 +184,17 @@ def test_a_tampered_explanation_file_leaves_the_version_predicting_but_unexplain
     assert "sha256" in explainer.reason or "size" in explainer.reason
     rows, frame = held_out_rows(manifest, "churn", count=2)
     assert len(pipeline.predict(frame)) == 2
+
+
+def test_the_registry_builds_each_versions_explainer_at_load(trained_store: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(FIXTURE, old, ignore=shutil.ignore_patterns("expected.json"))
+    for store, expected in ((trained_store, TabularExplainer), (old, Unavailable)):
+        with TestClient(create_app(Settings(store_dir=store, redis_url=None))) as client:
+            loaded = client.portal.call(client.app.state.registry.get, "churn")  # type: ignore[attr-defined]
+            answer = client.post(
+                "/v1/models/churn:predict", json={"instances": [example_row(loaded.manifest.public())]}
+            )
+
+        assert isinstance(loaded.explainer, expected)
+        assert answer.status_code == 200
