@@ -46,7 +46,7 @@ class ColumnMap:
 
     def group(self, per_column: np.ndarray) -> np.ndarray:
         """Per-row, per-column contributions summed onto the features that own the columns."""
-        return per_column @ self.grouping
+        return np.asarray(per_column @ self.grouping, dtype=np.float64)
 
 
 def column_map(preprocess: ColumnTransformer, features: list[str]) -> ColumnMap:

@@ -64,4 +64,4 @@ class ModelOutput:
         if proba is None:
             proba = np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
         chosen = np.clip(proba[rows, classes], LOGIT_CLIP, 1 - LOGIT_CLIP)
-        return np.log(chosen) - np.log1p(-chosen)
+        return np.asarray(np.log(chosen) - np.log1p(-chosen), dtype=np.float64)

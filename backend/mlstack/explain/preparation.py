@@ -53,4 +53,4 @@ def rows_of(frame: pd.DataFrame, features: list[Feature]) -> Rows:
 def _reference(pipeline: Any, train: pd.DataFrame) -> np.ndarray:
     matrix = pipeline[0].transform(train)
     dense = matrix.toarray() if hasattr(matrix, "toarray") else matrix
-    return np.asarray(dense, dtype=np.float64).mean(axis=0)
+    return np.asarray(np.asarray(dense, dtype=np.float64).mean(axis=0), dtype=np.float64)

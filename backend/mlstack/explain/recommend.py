@@ -66,11 +66,11 @@ def contributions(model: Recommender, interests: Interests, items: np.ndarray) -
     indexes, weights = interests.arrays()
     if model.kind == "itemknn" and model.neighbours is not None:
         similarity = model.neighbours[indexes][:, items].toarray().astype(np.float64)
-        return similarity * weights[:, None]
+        return np.asarray(similarity * weights[:, None], dtype=np.float64)
     if model.kind == "svd" and model.factors is not None:
         factors = model.factors.astype(np.float64)
         scaled = weights * model.scale[indexes].astype(np.float64)
-        return scaled[:, None] * (factors[indexes] @ factors[items].T)
+        return np.asarray(scaled[:, None] * (factors[indexes] @ factors[items].T), dtype=np.float64)
     return np.zeros((len(indexes), len(items)))
 
 

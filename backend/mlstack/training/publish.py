@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mlstack.explain import preparation
-from mlstack.store.manifest import Artifact, ExplanationFacts, Feature, Manifest, Training
+from mlstack.store.manifest import Artifact, ArtifactFormat, ExplanationFacts, Feature, Manifest, Training
 from mlstack.store.model_store import ARTIFACT_FILE, EXPLAIN_FILE, ONNX_FILE, ModelStore, build_manifest
 from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
@@ -74,10 +74,9 @@ def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
     }
     exported = _export(request, result, build_manifest(version="1", artifact=_DRAFT_ARTIFACT, **fields))
     explanation, explain_data = _explanation(request, result, features)
-    files = {ONNX_FILE: exported.data, EXPLAIN_FILE: explain_data}
-    files = {name: data for name, data in files.items() if data is not None}
-    kinds = {ONNX_FILE: "onnx", EXPLAIN_FILE: "json"}
-    extra = [_artifact(name, kinds[name], data) for name, data in files.items()]
+    written: dict[str, bytes | None] = {ONNX_FILE: exported.data, EXPLAIN_FILE: explain_data}
+    files = {name: data for name, data in written.items() if data is not None}
+    extra = [_artifact(name, EXTRA_FORMATS[name], data) for name, data in files.items()]
 
     def describe(version: str, artifact: Artifact) -> Manifest:
         return build_manifest(
@@ -94,6 +93,8 @@ def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
         store.set_current(request.model, manifest.version)
     return manifest
 
+
+EXTRA_FORMATS: dict[str, ArtifactFormat] = {ONNX_FILE: "onnx", EXPLAIN_FILE: "json"}
 
 _DRAFT_ARTIFACT = Artifact(file=ARTIFACT_FILE, sha256="0" * 64, size_bytes=1)
 """Stands in for the joblib file in the manifest the parity check runs with, before the file exists."""
@@ -116,7 +117,7 @@ def _explanation(
     )
 
 
-def _artifact(name: str, kind: str, data: bytes) -> Artifact:
+def _artifact(name: str, kind: ArtifactFormat, data: bytes) -> Artifact:
     return Artifact(file=name, format=kind, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
