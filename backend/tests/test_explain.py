@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from mlstack.errors import NotExplainable
+from mlstack.errors import ArtifactRejected, NotExplainable
 from mlstack.explain.engine import TabularExplainer
 from mlstack.explain.loading import BEFORE_EXPLANATIONS, Explainer, Unavailable, explainer_for
 from mlstack.explain.preparation import rows_of
@@ -174,16 +174,14 @@ def test_a_version_from_before_explanations_says_it_cannot_be_explained(tmp_path
     assert refused.value.status_code == 409
 
 
-def test_a_tampered_explanation_file_leaves_the_version_predicting_but_unexplained(store_dir: Path) -> None:
+def test_a_tampered_explanation_file_is_refused_like_a_changed_model(store_dir: Path) -> None:
+    """Every file a manifest lists is checked before anything is unpickled (the contract); only the ONNX
+    export may fail alone, since the joblib pipeline answers for it."""
     path = store_dir / "churn" / "1" / EXPLAIN_FILE
     path.write_bytes(path.read_bytes().replace(b'"format":1', b'"format":1 '))
 
-    manifest, pipeline, explainer = load(store_dir, "churn")
-
-    assert isinstance(explainer, Unavailable)
-    assert "sha256" in explainer.reason or "size" in explainer.reason
-    rows, frame = held_out_rows(manifest, "churn", count=2)
-    assert len(pipeline.predict(frame)) == 2
+    with pytest.raises(ArtifactRejected, match=r"churn/1/explain\.json: (size|sha256) check failed"):
+        ModelStore(store_dir).load("churn", "1")
 
 
 def test_the_registry_builds_each_versions_explainer_at_load(trained_store: Path, tmp_path: Path) -> None:

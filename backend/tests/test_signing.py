@@ -88,7 +88,9 @@ def plant(store: Path, marker: Path, version: str = "2", pad_to: int | None = No
     manifest = json.loads((store / "churn" / "1" / "manifest.json").read_text())
     manifest["version"] = version
     manifest["artifact"].update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
-    kept = [a for a in manifest["extra_artifacts"] if a["format"] != "onnx"]  # the profile stays listed
+    kept = [a for a in manifest["extra_artifacts"] if a["format"] != "onnx"]  # profile, explanation data
+    for artifact in kept:
+        shutil.copy(store / "churn" / "1" / artifact["file"], version_dir / artifact["file"])
     manifest["extra_artifacts"], manifest["onnx"] = kept, None
     (version_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return version_dir
