@@ -1,4 +1,5 @@
-"""`mlstack`: the model store's command line. `train` searches, evaluates and publishes a new version."""
+"""`mlstack`: the model store's command line. `train` searches, evaluates and publishes a new version;
+`profile` explores a data set without training."""
 
 from __future__ import annotations
 
@@ -15,13 +16,23 @@ from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 
 from mlstack.errors import ServingError
+from mlstack.profile.build import build_profile
+from mlstack.profile.report import render_html, summary
 from mlstack.serving.lifecycle import Lifecycle, primary_metric
 from mlstack.settings import Settings
 from mlstack.store import signing
 from mlstack.store.manifest import MODEL_NAME, Manifest
 from mlstack.store.model_store import ModelStore
 from mlstack.training.datasets import DEMO_SETS, demo_dataset
-from mlstack.training.publish import TrainingRequest, frame_sha256, guess_task, train_and_publish
+from mlstack.training.pipeline import infer_schema
+from mlstack.training.publish import (
+    TrainingRequest,
+    clean_target,
+    frame_sha256,
+    guess_task,
+    profile_bytes,
+    train_and_publish,
+)
 from mlstack.training.recommend_cli import RECOMMEND_DEMO, train_recommender
 
 MIN_ROWS = 50
@@ -97,8 +108,27 @@ def _parser() -> argparse.ArgumentParser:
         help="native threads for estimators (default 1: OpenMP crawls when busy)",
     )
     train.set_defaults(handler=_train)
+    _profile_command(commands)
     _lifecycle_commands(commands)
     return parser
+
+
+def _profile_command(commands: Any) -> None:
+    profile = commands.add_parser(
+        "profile", help="profile a data set: a summary here and a standalone HTML report (no training)"
+    )
+    source = profile.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", type=Path, help="a CSV file with a header row")
+    source.add_argument("--demo", choices=DEMO_SETS, help="a built-in synthetic data set")
+    profile.add_argument("--target", help="the column a model would predict (default: the demo set's)")
+    profile.add_argument(
+        "--task", choices=["classification", "regression"], help="default: guessed from the target"
+    )
+    profile.add_argument("--rows", type=int, help="rows to generate for a demo set")
+    profile.add_argument("--seed", type=int, default=0)
+    profile.add_argument("--out", type=Path, help="the HTML report (default: <data name>-profile.html)")
+    profile.add_argument("--json", type=Path, help="also write the profile as JSON (profile.json's shape)")
+    profile.set_defaults(handler=_profile)
 
 
 def _lifecycle_commands(commands: Any) -> None:
@@ -167,6 +197,21 @@ def _train(args: argparse.Namespace) -> int:
     with threadpool_limits(limits=args.threads):
         manifest = train_and_publish(request, store)
     _report(manifest, store, promoted=request.promote)
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    frame, target, source, sha, _ = _demo_source(args) if args.demo else _csv_source(args)
+    task = args.task or guess_task(frame[target].dropna())
+    _check_target(frame, target, task)
+    frame = clean_target(frame, target, task)
+    profile = build_profile(frame, target, infer_schema(frame, target), task, source, sha)
+    out = args.out or Path(f"{_model_name(Path(source).stem)}-profile.html")
+    out.write_text(render_html(profile), encoding="utf-8")
+    if args.json:
+        args.json.write_bytes(profile_bytes(profile))
+    print(summary(profile))
+    print(f"report: {out}")
     return 0
 
 
@@ -408,6 +453,7 @@ def _report(manifest: Manifest, store: ModelStore, promoted: bool) -> None:
     print(
         f"  signed by key {store.signer.key_id}" if store.signer else "  unsigned (no signing key configured)"
     )
+    print(f"  explanations: {_explanation_line(manifest)}")
     print(f"  {_relative(store.root / manifest.model / manifest.version)}")
 
 
@@ -416,6 +462,13 @@ def _onnx_line(manifest: Manifest) -> str:
     if facts is None or not facts.published:
         return f"not published: {facts.reason if facts else 'no export'}"
     return f"published, max difference {facts.max_abs_diff:.1e} on {facts.checked_rows} held-out rows"
+
+
+def _explanation_line(manifest: Manifest) -> str:
+    facts = manifest.explanation
+    if facts is None or facts.method is None:
+        return f"none: {facts.reason if facts else 'not prepared'}"
+    return facts.method + (f", {facts.background_rows} background rows" if facts.background_rows else "")
 
 
 def _relative(path: Path) -> Path:

@@ -1,10 +1,11 @@
 """The model store on disk: the only writer (publish, set_current) and the only reader (verify, load).
 
-Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?, model.sig?}
-and <root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before the checks have passed:
-names, files, sizes, the signature of the manifest (when the store has a Verifier), the sha256 and the
-library versions. `load` and `read_artifact` hash the very bytes they go on to use, so a file swapped
-after a check is never opened.
+Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?,
+profile.json?, explain.json?, model.sig?} and <root>/<model>/CURRENT. Unpickling runs code, so `load`
+unpickles nothing before the checks have passed: names, files, sizes, the signature of the manifest (when
+the store has a Verifier), the sha256 of every file (the ONNX export's when it is opened) and the library
+versions. `load` and `read_artifact` hash the very bytes they go on to use, so a file swapped after a check
+is never opened.
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ from pydantic import ValidationError
 from sklearn.exceptions import InconsistentVersionWarning
 
 from mlstack.errors import ArtifactRejected, Conflict, ModelNotFound
+from mlstack.profile.schema import Profile
 from mlstack.store.manifest import MODEL_NAME, VERSION_NAME, Artifact, Manifest, RuntimeVersions
 from mlstack.store.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, SignatureProblem, Signer, Verifier
 
 ARTIFACT_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
+PROFILE_FILE = "profile.json"
+EXPLAIN_FILE = "explain.json"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
-ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, SIGNATURE_FILE})
+ALLOWED_FILES = frozenset(
+    {ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, PROFILE_FILE, EXPLAIN_FILE, SIGNATURE_FILE}
+)
 MAX_MANIFEST_BYTES = 1 << 20
 
 
@@ -108,22 +114,28 @@ class ModelStore:
         path = self._version_dir(model, version) / MANIFEST_FILE
         return self._parse_manifest(path, self._read_manifest(path), model, version)
 
-    def verify(self, model: str, version: str, extras: bool = True) -> Manifest:
+    def verify(self, model: str, version: str, onnx: bool = True) -> Manifest:
         """Every check that must pass before the artifact is unpickled; raises ArtifactRejected.
 
-        `extras=False` leaves the further artifacts (the ONNX export) to `read_artifact`: a replica serves
-        the joblib pipeline when only its ONNX file is broken.
+        `onnx=False` leaves the ONNX export to `read_artifact`: a replica serves the joblib pipeline when
+        only its ONNX file is broken. Every other file (the profile too) fails the version.
         """
         manifest, _ = self._checked_manifest(model, version, self.verifier)
         version_dir = self._version_dir(model, version)
-        for artifact in (manifest.artifact, *(manifest.extra_artifacts if extras else ())):
+        extras = [a for a in manifest.extra_artifacts if onnx or a.format != "onnx"]
+        for artifact in (manifest.artifact, *extras):
             self._verify_artifact(version_dir, artifact)
         self._verify_versions(version_dir / manifest.artifact.file, manifest.runtime)
         return manifest
 
     def load(self, model: str, version: str) -> tuple[Manifest, Any]:
-        """Check, then unpickle the very bytes checked. Library version warnings are errors here."""
+        """Check, then unpickle the very bytes checked. Library version warnings are errors here. Every
+        further file but the ONNX export (which may fail alone, see verify) is checked as well."""
         manifest, _ = self._checked_manifest(model, version, self.verifier)
+        version_dir = self._version_dir(model, version)
+        for artifact in manifest.extra_artifacts:
+            if artifact.format != "onnx":
+                self._verify_artifact(version_dir, artifact)
         path = self._version_dir(model, version) / manifest.artifact.file
         data = self.read_artifact(model, version, manifest.artifact)
         self._verify_versions(path, manifest.runtime)
@@ -142,6 +154,19 @@ class ModelStore:
         data = path.read_bytes()
         self._check_sha256(path, hashlib.sha256(data).hexdigest(), artifact, len(data))
         return data
+
+    def profile(self, model: str, version: str) -> Profile | None:
+        """The version's training-data profile, checked against its sha256; None when it has none."""
+        manifest = self.manifest(model, version)
+        artifact = manifest.profile_artifact
+        if artifact is None:
+            return None
+        data = self.read_artifact(model, version, artifact)
+        try:
+            return Profile.model_validate_json(data)
+        except ValidationError as exc:
+            shown = self._shown(self._version_dir(model, version) / artifact.file)
+            raise ArtifactRejected(shown, "schema", _first_error(exc)) from None
 
     # -- writing ---------------------------------------------------------------------------------
 
