@@ -17,8 +17,8 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mlstack.runtime import Prediction, Runtime
-from mlstack.validation import Rows
+from mlstack.serving.runtime import Prediction, Runtime
+from mlstack.serving.validation import Rows
 
 
 @dataclass
