@@ -125,7 +125,7 @@ def _down(settings: StackSettings, _: argparse.Namespace) -> int:
         print("no stack recorded; nothing to stop")
         return 0
     supervisor = _supervisor_pid(state)
-    if _alive(supervisor):
+    if supervisor is not None and _alive(supervisor):
         # The start command stops its processes itself, in order, and supervision restarts none of them.
         _terminate(supervisor, timeout_s=60.0)
     if runstate.read(settings.stack_run_dir) is not None:  # it had died: stop what it left running
@@ -136,6 +136,7 @@ def _down(settings: StackSettings, _: argparse.Namespace) -> int:
 
 
 def _supervisor_pid(state: dict[str, Any]) -> int | None:
+    """The start command that supervises the stack (never this process: a test may call main())."""
     pid = state.get("supervisor", {}).get("pid")
     return pid if isinstance(pid, int) and pid != os.getpid() else None
 

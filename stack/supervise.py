@@ -3,8 +3,8 @@
 The policy is systemd's `Restart=on-failure` with an exponential `RestartSec` and a start limit: after an
 exit, wait `delay_s`, doubling with each exit in a row up to `max_delay_s`; a process that stayed up
 `window_s` starts again from `delay_s`; `limit` exits within `window_s` mark it failed, and it is left down
-while the rest serve. A process stopped on purpose (`Process.stop`) stays down until started again. Why this is our own
-code rather than supervisord or circus: docs/SUPERVISION.md.
+while the rest serve. A process stopped on purpose (`Process.stop`) stays down until started again.
+Why this is our own code rather than supervisord or circus: docs/SUPERVISION.md.
 """
 
 from __future__ import annotations
