@@ -16,11 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stack import runstate, systemd
+from stack import pids, runstate, systemd
 from stack.keys import demo_keys, demo_login
 from stack.native import DEMO_MODELS, NativeStack, StackOptions
 from stack.procs import http_ok
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _up(settings: StackSettings, args: argparse.Namespace) -> int:
     state = runstate.read(settings.stack_run_dir)
-    if state is not None and _alive(_supervisor_pid(state)):
+    if state is not None and _supervisor_alive(state):
         print(f"a stack is already running ({settings.stack_run_dir}/stack.json); `make stop` first")
         return 1
     if state is not None:
@@ -124,10 +123,9 @@ def _down(settings: StackSettings, _: argparse.Namespace) -> int:
     if state is None:
         print("no stack recorded; nothing to stop")
         return 0
-    supervisor = _supervisor_pid(state)
-    if supervisor is not None and _alive(supervisor):
+    if _supervisor_alive(state):
         # The start command stops its processes itself, in order, and supervision restarts none of them.
-        _terminate(supervisor, timeout_s=60.0)
+        _terminate(state["supervisor"]["pid"], timeout_s=60.0)
     if runstate.read(settings.stack_run_dir) is not None:  # it had died: stop what it left running
         _stop_processes(state)
         runstate.remove(settings.stack_run_dir)
@@ -135,27 +133,20 @@ def _down(settings: StackSettings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _supervisor_pid(state: dict[str, Any]) -> int | None:
-    """The start command that supervises the stack (never this process: a test may call main())."""
-    pid = state.get("supervisor", {}).get("pid")
-    return pid if isinstance(pid, int) and pid != os.getpid() else None
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _supervisor_alive(state: dict[str, Any]) -> bool:
+    """Whether the start command that wrote the file still runs (never this process: tests call main())."""
+    supervisor = state.get("supervisor", {})
+    pid = supervisor.get("pid")
+    return pid != os.getpid() and pids.is_ours(pid, runstate.unix_time(supervisor.get("started_at")))
 
 
 def _stop_processes(state: dict[str, Any]) -> None:
+    """Stop what a dead start command left running: only pids that are still the processes it started."""
     for process in reversed(state["processes"]):
-        _terminate(process["pid"])
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process["pid"], signal.SIGKILL)  # what is left of its group (each leads its own)
+        if pids.is_ours(process["pid"], runstate.unix_time(process.get("started_at"))):
+            _terminate(process["pid"])
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process["pid"], signal.SIGKILL)  # what is left of its group (each leads its own)
 
 
 def _terminate(pid: int, timeout_s: float = 10.0) -> None:
@@ -165,7 +156,7 @@ def _terminate(pid: int, timeout_s: float = 10.0) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if pids.started_at(pid) is None:
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
@@ -205,16 +196,15 @@ def _status(settings: StackSettings, _: argparse.Namespace) -> int:
         print("no stack running (no run-state file)")
         return 1
     print(f"gateway {state['gateway_url']}: {'up' if http_ok(state['gateway_url'] + '/healthz') else 'DOWN'}")
-    supervisor = _supervisor_pid(state)
-    print(f"  supervisor pid {supervisor}: {'up' if _alive(supervisor) else 'gone (processes unsupervised)'}")
-    now = datetime.now(UTC)
+    supervisor = state.get("supervisor", {}).get("pid")
+    alive = "up" if _supervisor_alive(state) else "gone (its processes are not supervised)"
+    print(f"  supervisor pid {supervisor}: {alive}")
     for process in state["processes"]:
+        started = runstate.unix_time(process.get("started_at"))
         condition = process.get("state", "running")
-        if condition == "running" and not Path(f"/proc/{process['pid']}").exists():
+        if condition == "running" and not pids.is_ours(process["pid"], started):
             condition = "gone"
-        started = process.get("started_at")
-        running = started is not None and condition == "running"
-        uptime = _duration(now - datetime.fromisoformat(started)) if running else "-"
+        uptime = _duration(time.time() - started) if started and condition == "running" else "-"
         print(
             f"  {process.get('name', process['role']):<10} pid {process['pid']:<7} port {process['port']:<6}"
             f" {condition:<10} up {uptime:<8} restarts {process.get('restarts', 0)}"
@@ -224,9 +214,8 @@ def _status(settings: StackSettings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _duration(span: Any) -> str:
-    seconds = int(span.total_seconds())
-    hours, rest = divmod(seconds, 3600)
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stack import gateway, runstate
+from stack import gateway, pids, runstate
 from stack.keys import ApiKey, UiLogin, demo_keys, demo_login, load_keys
 from stack.procs import (
     Process,
@@ -221,7 +221,11 @@ class NativeStack:
         """The run-state file's content: the contract's shape, plus what supervision knows."""
         state: dict[str, Any] = {
             "gateway_url": self.gateway_url,
-            "supervisor": {"pid": os.getpid(), "log": _relative(self.supervisor.events_log)},
+            "supervisor": {
+                "pid": os.getpid(),
+                "started_at": runstate.timestamp(pids.started_at(os.getpid()) or time.time()),
+                "log": _relative(self.supervisor.events_log),
+            },
             "processes": [
                 {
                     "role": p.role,

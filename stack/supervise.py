@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stack import runstate
 from stack.procs import Process
 
 log = logging.getLogger("stack.supervise")
@@ -50,7 +51,7 @@ class Watched:
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"state": self.state, "restarts": self.restarts}
-        out["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.process.started_at))
+        out["started_at"] = runstate.timestamp(self.process.started_at)
         if self.last_exit is not None:
             out["last_exit"] = self.last_exit
         if self.reason is not None:
