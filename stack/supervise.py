@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stack import runstate
 from stack.procs import Process
@@ -27,12 +27,15 @@ log = logging.getLogger("stack.supervise")
 
 @dataclass(frozen=True)
 class RestartPolicy:
+    """The STACK_RESTART_* settings (stack/settings.py says what each means)."""
+
     delay_s: float = 0.5
     max_delay_s: float = 30.0
     limit: int = 5
     window_s: float = 60.0
 
     def delay(self, exits_in_a_row: int) -> float:
+        """The wait before the next start: delay_s, doubled for each earlier exit in a row, capped."""
         return float(min(self.delay_s * 2 ** max(exits_in_a_row - 1, 0), self.max_delay_s))
 
 
@@ -41,7 +44,8 @@ class Watched:
     """One process and what supervision knows of it; `state` is what the run-state file says."""
 
     process: Process
-    state: str = "running"  # running | restarting (waiting its delay) | stopped (on purpose) | failed
+    state: Literal["running", "restarting", "stopped", "failed"] = "running"
+    """`restarting`: waiting its delay; `stopped`: on purpose; `failed`: supervision gave up on it."""
     restarts: int = 0
     in_a_row: int = 0
     exits: deque[float] = field(default_factory=deque)
