@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlstack.store.signing import parse_public_key
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,14 @@ class Settings(BaseSettings):
 
     max_artifact_bytes: int = Field(default=512 << 20, ge=1)
     """Largest model artifact a replica will open; a bigger file is refused before it is read."""
+
+    signing_public_key: str | None = None
+    """Ed25519 public key (one line, from `mlstack keygen`): replicas then refuse, before unpickling, any
+    version whose model.sig is missing or wrong. Unset or empty: versions are not asked to be signed."""
+
+    signing_key_file: Path | None = None
+    """Private key that `mlstack train` and `mlstack sign` sign versions with; keep it outside the model
+    store, and off replicas. Unset or empty: versions are published unsigned."""
 
     redis_url: str | None = None
     """Prediction cache shared by all replicas (redis://host:port/db). Unset: X-Cache says BYPASS."""
@@ -68,20 +78,20 @@ class Settings(BaseSettings):
     store_poll_s: float = Field(default=2.0, ge=0)
     """How often a replica checks the store's CURRENT and CANARY files (0: only when told over Redis)."""
 
-    batching_enabled: bool = True
+    microbatch_enabled: bool = True
     """Gather concurrent requests for the same model version into one pipeline call."""
 
-    batch_max_rows: int = Field(default=256, ge=1)
+    microbatch_max_rows: int = Field(default=256, ge=1)
     """Most rows one gathered call predicts; a request this large or larger is predicted alone."""
 
-    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    microbatch_max_wait_ms: float = Field(default=2.0, ge=0)
     """Longest a request waits for others to join its call (0: merge only what is already waiting)."""
 
     onnx_enabled: bool = True
     """Serve a version with onnxruntime (one thread) when it has a verified ONNX export; else, or when
     false, with its joblib pipeline. A broken ONNX file is logged and the joblib pipeline serves."""
 
-    max_batch_rows: int = Field(default=1000, ge=1)
+    max_instances: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""
 
     max_string_length: int = Field(default=256, ge=1)
@@ -89,6 +99,19 @@ class Settings(BaseSettings):
 
     gateway_token: SecretStr | None = None
     """Shared secret only the gateway sends (X-Gateway-Token); unset means no check (local development)."""
+
+    host: str = "127.0.0.1"
+    """Address `mlstack serve` listens on (0.0.0.0 in a container)."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port `mlstack serve` listens on."""
+
+    keep_alive_s: float = Field(default=75.0, gt=0)
+    """How long an idle connection stays open. Longer than the gateway's upstream keep-alive (60 s): a
+    connection the replica closes first can meet a request on its way, which then fails."""
+
+    graceful_shutdown_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long requests in flight may finish before the replica exits."""
 
     replica_name: str = Field(default_factory=socket.gethostname)
     """How this replica names itself in logs and statistics."""
@@ -98,3 +121,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     """Python logging level of the replica."""
+
+    @field_validator("signing_public_key", "signing_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`BACKEND_SIGNING_PUBLIC_KEY=` in .env (or from Compose) means no key, not a key named ''."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("signing_public_key")
+    @classmethod
+    def _is_a_public_key(cls, value: str | None) -> str | None:
+        """A key that cannot be read stops the replica at start: it never serves unchecked versions."""
+        if value is not None:
+            parse_public_key(value)  # BadKey is a ValueError: pydantic names the field
+        return value
