@@ -310,7 +310,7 @@ def test_a_replica_that_cannot_start_is_marked_failed_and_the_others_serve(
     store_dir: Path, tmp_path: Path, churn_row: dict[str, Any]
 ) -> None:
     run_dir = tmp_path / "run"
-    broken = {2: {"BACKEND_MAX_BATCH_ROWS": "a thousand"}}  # one replica's setting is wrong
+    broken = {2: {"BACKEND_MAX_INSTANCES": "a thousand"}}  # one replica's setting is wrong
     policy = RestartPolicy(delay_s=0.1, limit=3, window_s=60)  # each try imports the app: keep them few
     with running_stack(
         run_dir, store_dir, replicas=2, with_ui=False, replica_env_of=broken, restart=policy
@@ -342,4 +342,4 @@ def test_a_replica_that_cannot_start_is_marked_failed_and_the_others_serve(
     assert re.search(r"replica-2\s.*failed\s.*restarts 2", status)
     assert "exited 3 times within 60s" in status
     assert re.search(r"replica-1\s.*running\s+up \d+m\d\ds\s+restarts 0", status)
-    assert "max_batch_rows" in events  # the replica's own error, quoted from its log
+    assert "max_instances" in events  # the replica's own error, quoted from its log
