@@ -43,7 +43,8 @@ def healing(store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     store = tmp_path_factory.mktemp("healing") / "store"
     shutil.copytree(store_dir, store)
     assert mlstack(["train", "--demo", "recommend", "--rows", "1000", "--store-dir", str(store)]) == 0
-    with running_stack(tmp_path_factory.mktemp("healing-run"), store, replicas=2) as stack:
+    unlimited = {"rate_per_s": 1_000_000, "burst": 1_000_000}  # 8 clients of cache hits pass 1,000/s
+    with running_stack(tmp_path_factory.mktemp("healing-run"), store, replicas=2, **unlimited) as stack:
         yield stack
 
 
