@@ -70,7 +70,7 @@ def stream(
 
     def run() -> None:
         # The load generator stands for clients on other machines: it yields the CPU to the stack (a
-        # restarting replica needs about 2 s of CPU to import and load; at equal priority, 8 client
+        # restarting replica needs about 2.4 s of CPU to import and load; at equal priority, 8 client
         # threads on a 2-core machine more than doubled its start).
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         with httpx.Client(timeout=20) as client:
