@@ -1,4 +1,5 @@
-"""KServe V1 routes: model listing and manifests, `:predict` (current or pinned version), `:reload`."""
+"""KServe V1 routes: model listing and manifests, `:predict` and `:explain` (current or pinned version),
+`:reload`."""
 
 from __future__ import annotations
 
@@ -10,13 +11,30 @@ from fastapi import APIRouter, Request, Response
 from mlstack.api.body import documented_body, json_bytes, json_response
 from mlstack.api.deps import AnswersDep, RegistryDep
 from mlstack.api.lean_route import LeanRoute
+from mlstack.api.schemas.explain import ErrorResponse, V1ExplainResponse
 from mlstack.api.schemas.v1 import ModelList, ModelSummary, ReloadResult, V1PredictRequest, V1PredictResponse
-from mlstack.api.v1_codec import V1
+from mlstack.api.v1_codec import V1, V1_EXPLAIN
 from mlstack.errors import ServingError
 from mlstack.serving.registry import Registry
 
 PREDICT_DOC: dict[str, Any] = {
     "responses": {200: {"model": V1PredictResponse}},
+    "openapi_extra": documented_body(V1PredictRequest),
+}
+EXPLAIN_ERRORS = {
+    400: "malformed JSON, wrong top-level shape, no instances",
+    404: "unknown model or version",
+    409: "this version cannot be explained (the reason is given)",
+    413: "more instances than the explanations' batch limit (BACKEND_EXPLAIN_MAX_INSTANCES)",
+    415: "the body is not plain JSON",
+    422: "an instance breaks the input schema (the message names the row and the field)",
+    503: "no verified version is loaded, or user data cannot be read",
+}
+EXPLAIN_DOC: dict[str, Any] = {
+    "responses": {
+        200: {"model": V1ExplainResponse},
+        **{code: {"model": ErrorResponse, "description": why} for code, why in EXPLAIN_ERRORS.items()},
+    },
     "openapi_extra": documented_body(V1PredictRequest),
 }
 
@@ -48,6 +66,20 @@ async def predict(model: str, request: Request, answers: AnswersDep) -> Response
 async def predict_version(model: str, version: str, request: Request, answers: AnswersDep) -> Response:
     """Predict with a pinned version, whatever is current."""
     payload, headers = await answers.answer(V1, model, version, await json_bytes(request))
+    return Response(payload, headers=headers, media_type="application/json")
+
+
+async def explain(model: str, request: Request, answers: AnswersDep) -> Response:
+    """Explain the current version's predictions: the predict body in, the predict answer out with
+    `explanations`, one per instance (a table model's contributions per input feature, which add up to
+    its output with the base value; a recommender's history items behind each recommended item)."""
+    payload, headers = await answers.answer(V1_EXPLAIN, model, None, await json_bytes(request))
+    return Response(payload, headers=headers, media_type="application/json")
+
+
+async def explain_version(model: str, version: str, request: Request, answers: AnswersDep) -> Response:
+    """Explain a pinned version's predictions, whatever is current."""
+    payload, headers = await answers.answer(V1_EXPLAIN, model, version, await json_bytes(request))
     return Response(payload, headers=headers, media_type="application/json")
 
 
@@ -84,5 +116,7 @@ def router() -> APIRouter:
     router.get("/v1/models/{model:model}/versions/{version:version}")(get_version)
     router.post("/v1/models/{model:model}:predict", **PREDICT_DOC)(predict)
     router.post("/v1/models/{model:model}/versions/{version:version}:predict", **PREDICT_DOC)(predict_version)
+    router.post("/v1/models/{model:model}:explain", **EXPLAIN_DOC)(explain)
+    router.post("/v1/models/{model:model}/versions/{version:version}:explain", **EXPLAIN_DOC)(explain_version)
     router.post("/v1/models/{model:model}:reload", response_model=ReloadResult)(reload)
     return router

@@ -86,6 +86,11 @@ class TabularExplainer:
     def columns(self) -> ColumnMap:
         return self._columns
 
+    @property
+    def permutations(self) -> int | None:
+        """The sampling method's orderings per row (its answers depend on them); None for exact methods."""
+        return self.method.permutations if isinstance(self.method, SamplingMethod) else None
+
     def warm(self) -> None:
         """Do now the work the first explanation would do (the tree method's shap import and build)."""
         if isinstance(self.method, TreeMethod):
@@ -113,9 +118,13 @@ class TabularExplainer:
             )
             for i in range(len(rows))
         ]
-        permutations = self.method.permutations if isinstance(self.method, SamplingMethod) else None
         return Explained(
-            self.method_name, self._output.space, "joblib", explained, self.method.tolerance, permutations
+            self.method_name,
+            self._output.space,
+            "joblib",
+            explained,
+            self.method.tolerance,
+            self.permutations,
         )
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:

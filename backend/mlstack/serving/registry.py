@@ -9,10 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
-from mlstack.explain.loading import Explainer
 from mlstack.serving.lifecycle import Canary, Lifecycle
 from mlstack.serving.runtime import Runtime
-from mlstack.serving.runtimes import RowValidator, RuntimeFactory
+from mlstack.serving.runtimes import Answering, RowValidator, RuntimeFactory
 from mlstack.store.manifest import Manifest
 from mlstack.store.model_store import ModelStore
 from mlstack.telemetry.metrics import Metrics
@@ -22,17 +21,25 @@ log = logging.getLogger("mlstack.serving.registry")
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One verified, loaded version with its validator and its explainer."""
+    """One verified, loaded version: what answers its predictions and what answers its explanations."""
 
     manifest: Manifest
-    runtime: Runtime
-    validator: RowValidator
-    explainer: Explainer
-    """Built at load (the tree method imports shap at its first explanation); says why when unavailable."""
+    predicting: Answering
+    explaining: Answering
+    """`:explain`: built at load (the tree method imports shap at its first explanation); a version that
+    cannot be explained answers 409 with the reason."""
 
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.predicting.runtime
+
+    @property
+    def validator(self) -> RowValidator:
+        return self.predicting.validator
 
 
 class Registry:
@@ -155,13 +162,12 @@ class Registry:
 
     def _build(self, model: str, version: str) -> Loaded:
         manifest, artifact = self.store.load(model, version)
-        runtime, validator = self._runtimes.build(manifest, artifact)
-        explainer = self._runtimes.explainer(manifest, artifact)
+        predicting, explaining = self._runtimes.build(manifest, artifact)
         log.info(
             "loaded %s version %s (sha256 %s…), served with %s",
             model,
             version,
             manifest.artifact.sha256[:12],
-            runtime.engine,
+            predicting.runtime.engine,
         )
-        return Loaded(manifest, runtime, validator, explainer)
+        return Loaded(manifest, predicting, explaining)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlstack.explain.loading import Explainer, explainer_for
+from mlstack.explain.runtime import RecommendationExplaining, TabularExplaining
 from mlstack.recommend.runtime import QueryValidator, RecommenderRuntime
 from mlstack.serving.requests import Inputs
 from mlstack.serving.runtime import OnnxRuntime, Runtime, SklearnRuntime
@@ -22,22 +24,47 @@ class RowValidator(Protocol):
     def validate(self, inputs: Inputs) -> Rows: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Answering:
+    """How a loaded version answers one kind of request: the validator its rows pass (with that kind's
+    batch limit) and the runtime that computes the answers."""
+
+    runtime: Runtime
+    validator: RowValidator
+
+
 class RuntimeFactory:
-    """Builds a version's runtime from its verified artifact: a recommender for that task; otherwise its
-    ONNX export when there is one, it verifies and it loads, else the joblib pipeline."""
+    """Builds a version's runtimes from its verified artifact: a recommender for that task; otherwise its
+    ONNX export when there is one, it verifies and it loads, else the joblib pipeline. Beside each, the
+    runtime that explains its answers (`:explain`)."""
 
     def __init__(self, settings: Settings, store: ModelStore, users: UserStore | None = None) -> None:
         self._settings = settings
         self._store = store
         self._users = users
 
-    def build(self, manifest: Manifest, artifact: Any) -> tuple[Runtime, RowValidator]:
+    def build(self, manifest: Manifest, artifact: Any) -> tuple[Answering, Answering]:
+        """What answers the version's predictions, and what answers its explanations."""
         settings = self._settings
-        rows = Validator(manifest, settings.max_instances, settings.max_string_length)
+        limits = settings.max_instances, settings.explain_max_instances
         if manifest.task == "recommendation":
             recommender = RecommenderRuntime(manifest, artifact, self._users)
-            return recommender, QueryValidator(manifest, recommender, rows, settings.recommend_max_k)
-        return self._tabular(manifest, artifact), rows
+            predicting, explaining = (self._queries(manifest, recommender, limit) for limit in limits)
+            return (
+                Answering(recommender, predicting),
+                Answering(RecommendationExplaining(recommender), explaining),
+            )
+        served = self._tabular(manifest, artifact)
+        explainer = TabularExplaining(served, self.explainer(manifest, artifact))
+        predicting, explaining = (self._rows(manifest, limit) for limit in limits)
+        return Answering(served, predicting), Answering(explainer, explaining)
+
+    def _rows(self, manifest: Manifest, max_rows: int) -> Validator:
+        return Validator(manifest, max_rows, self._settings.max_string_length)
+
+    def _queries(self, manifest: Manifest, recommender: RecommenderRuntime, max_rows: int) -> QueryValidator:
+        rows = self._rows(manifest, max_rows)
+        return QueryValidator(manifest, recommender, rows, self._settings.recommend_max_k)
 
     def explainer(self, manifest: Manifest, artifact: Any) -> Explainer:
         """The version's explainer, or an Unavailable saying why it has none (never raises)."""
