@@ -160,3 +160,19 @@ def test_the_openapi_document_describes_the_route_with_its_answer(shared_client:
     explanation = document["components"]["schemas"]["TabularExplanation"]
     assert explanation["additionalProperties"] is False
     assert set(explanation["required"]) == set(explanation["properties"])
+
+
+def test_a_value_far_outside_training_is_explained_and_one_beyond_float32_is_refused(
+    shared_client: TestClient,
+) -> None:
+    row = example_row(shared_client.get("/v1/models/churn").json())
+    far = shared_client.post(EXPLAIN, json={"instances": [{**row, "monthly_charges": 1e17}]})
+    beyond = shared_client.post(EXPLAIN, json={"instances": [row, {**row, "monthly_charges": -1e39}]})
+
+    (explanation,) = far.json()["explanations"]
+    total = explanation["base_value"] + sum(c["contribution"] for c in explanation["contributions"])
+    assert abs(total - explanation["output"]) <= 1e-12 * abs(explanation["output"])  # float64's rounding
+    assert (beyond.status_code, beyond.json()) == (
+        422,
+        {"error": "instances[1].monthly_charges: must be within ±3.4e38 (float32's range) to be explained"},
+    )

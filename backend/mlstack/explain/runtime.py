@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
+
+from mlstack.errors import BadInput
 from mlstack.explain.loading import Explainer
 from mlstack.explain.recommend import ExplainedItem, explain_recommendations
 from mlstack.explain.result import Explained, RowExplanation
@@ -18,6 +21,8 @@ from mlstack.recommend.runtime import EXPLAIN_CACHE_SPACE, Query, RecommenderRun
 from mlstack.serving.runtime import Prediction, Runtime
 from mlstack.serving.validation import Rows
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+OUT_OF_RANGE = "must be within ±3.4e38 (float32's range) to be explained"
 EXPLANATIONS = "explanations"
 """The output every explaining runtime adds: one explanation per row."""
 CACHE_SPACE = "explain"
@@ -42,13 +47,22 @@ class TabularExplaining:
         onnx = self.manifest.onnx
         parity = onnx.tolerance if served.engine == "onnx" and onnx is not None else None
         self._served_facts = {"predicted_by": served.engine, "parity_tolerance": parity}
-        # a version without explanations is refused before its rows are looked up or queued
+        # checked per request, before its rows are looked up or gathered with other requests' rows
         self.prepare: Callable[[Rows], Awaitable[Rows]] | None = (
-            None if explainer.method_name is not None else self._refuse
+            self._within_range if explainer.method_name is not None else self._refuse
         )
 
     async def _refuse(self, rows: Rows) -> Rows:
         self.explainer.explain(rows)  # an Unavailable raises NotExplainable (409) with its reason
+        return rows
+
+    async def _within_range(self, rows: Rows) -> Rows:
+        """Numbers beyond float32's range: the ONNX export answers no probabilities for them, and a linear
+        model's output may not even be finite in float64, so there is nothing to split into parts."""
+        for i, row in enumerate(rows.values):
+            for feature, value in zip(rows.features, row, strict=True):
+                if type(value) is float and not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+                    raise BadInput(f"instances[{i}].{feature.name}", OUT_OF_RANGE)
         return rows
 
     def predict(self, rows: Rows) -> Prediction:
