@@ -22,7 +22,7 @@ from mlstack.explain.outputs import ModelOutput
 from mlstack.explain.result import Explained, FeatureContribution, RowExplanation
 from mlstack.explain.sampling import SamplingMethod
 from mlstack.explain.tree import TREE_MODELS, TreeMethod, refuse_categorical_splits
-from mlstack.frames import prepare_frame
+from mlstack.frames import columns_frame
 from mlstack.serving.validation import Rows
 from mlstack.store.manifest import ExplanationMethod, Feature
 
@@ -153,9 +153,8 @@ class TabularExplainer:
 
 
 def frame_of(rows: Rows) -> pd.DataFrame:
-    """Validated rows as the frame the pipeline was trained on (the same cast as serving's)."""
-    raw = dict(zip((f.name for f in rows.features), rows.columns(), strict=True))
-    return prepare_frame(pd.DataFrame(raw), list(rows.features))
+    """Validated rows as the frame the pipeline was trained on (the same dtypes as serving's)."""
+    return columns_frame(rows.features, rows.columns())
 
 
 def _plain(value: Any) -> Any:
