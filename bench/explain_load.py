@@ -57,7 +57,9 @@ class Target:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.explain_load", description=__doc__)
-    parser.add_argument("--duration-s", type=float, default=5.0, help="seconds per cell and round")
+    parser.add_argument(
+        "--duration-s", type=int, default=5, help="whole seconds per cell and round (wrk takes no fractions)"
+    )
     parser.add_argument("--store-dir", type=Path, help="model store (default BACKEND_STORE_DIR, model_store)")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench-explain")
