@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bodies, plan, wrk
-from bench.stacks import engine, get_json, running
+from bench.stacks import cpu_per_request, cpu_reading, engine, get_json, running
 from stack.native import NativeStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     text = table(targets, figures, args.duration_s)
     print(text)
     (args.out / "report.md").write_text(text + "\n")
-    raw = [{**asdict(cell), **asdict(f), "rate": f.rate} for cell, f in figures.items()]
+    raw = [
+        {**asdict(cell), **asdict(m.figures), "rate": m.figures.rate, "replica_cpu_us": m.replica_cpu_us}
+        for cell, m in figures.items()
+    ]
     (args.out / "results.json").write_text(json.dumps(raw, indent=2) + "\n")
     return 0
 
@@ -115,15 +119,16 @@ def url(stack: NativeStack, model: str, verb: str) -> str:
     return f"{stack.gateway_url}/v1/models/{model}:{verb}"
 
 
-def measure(stack: NativeStack, targets: dict[str, Target], seconds: float) -> dict[Cell, wrk.Figures]:
+def measure(stack: NativeStack, targets: dict[str, Target], seconds: float) -> dict[Cell, Measured]:
     cells = [Cell(m, "explain", c) for m in targets for c in CONNECTIONS]
     cells += [Cell(m, "predict", plan.REFERENCE_CONNECTIONS) for m in targets]
-    rounds: dict[Cell, list[wrk.Figures]] = {}
+    rounds: dict[Cell, list[Measured]] = {}
     base = 0
     for round_ in range(ROUNDS):
         for cell in cells if round_ % 2 == 0 else cells[::-1]:
             base += 10_000_000  # every row a miss, in every round
             t = targets[cell.model]
+            before = cpu_reading(stack)
             found = wrk.run(
                 url(stack, cell.model, cell.verb),
                 stack.key("predict"),
@@ -137,36 +142,49 @@ def measure(stack: NativeStack, targets: dict[str, Target], seconds: float) -> d
                 f"bench: {cell.model} {cell.verb} at {cell.connections}: {found.rate:,.0f} req/s",
                 file=sys.stderr,
             )
-            rounds.setdefault(cell, []).append(found)
+            spent = cpu_per_request(before, cpu_reading(stack), found.requests)["replica"]
+            rounds.setdefault(cell, []).append(Measured(found, spent))
     return {cell: combined(found) for cell, found in rounds.items()}
 
 
-def combined(rounds: list[wrk.Figures]) -> wrk.Figures:
-    """Requests over seconds; errors summed; percentiles the rounds' mean."""
+@dataclass(frozen=True)
+class Measured:
+    figures: wrk.Figures
+    replica_cpu_us: float
+    """The replicas' CPU time per request: on a shared machine, steadier than the wall-clock figures."""
+
+
+def combined(rounds: list[Measured]) -> Measured:
+    """Requests over seconds; errors summed; percentiles the rounds' mean; CPU per request over all."""
     mean = lambda values: sum(values) / len(values)  # noqa: E731
-    return wrk.Figures(
-        requests=sum(f.requests for f in rounds),
-        seconds=sum(f.seconds for f in rounds),
-        errors=sum(f.errors for f in rounds),
-        p50_ms=mean([f.p50_ms for f in rounds]),
-        p95_ms=mean([f.p95_ms for f in rounds]),
-        p99_ms=mean([f.p99_ms for f in rounds]),
+    figures = [r.figures for r in rounds]
+    requests = sum(f.requests for f in figures)
+    together = wrk.Figures(
+        requests=requests,
+        seconds=sum(f.seconds for f in figures),
+        errors=sum(f.errors for f in figures),
+        p50_ms=mean([f.p50_ms for f in figures]),
+        p95_ms=mean([f.p95_ms for f in figures]),
+        p99_ms=mean([f.p99_ms for f in figures]),
     )
+    cpu = sum(r.replica_cpu_us * r.figures.requests for r in rounds) / max(requests, 1)
+    return Measured(together, cpu)
 
 
-def table(targets: dict[str, Target], figures: dict[Cell, wrk.Figures], seconds: float) -> str:
+def table(targets: dict[str, Target], measured: dict[Cell, Measured], seconds: float) -> str:
     lines = [
         f"1-row requests through the gateway, {plan.MAIN.label}; wrk, one thread, {ROUNDS} rounds of "
-        f"{seconds:g} s per cell; every row a cache miss.",
+        f"{seconds:g} s per cell; every row a cache miss; load average {os.getloadavg()[0]:.1f} at the end.",
         "",
-        "| model | method | predictions by | request | connections | req/s | p50 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model | method | predictions by | request | connections | req/s | p50 ms | p99 ms | errors "
+        "| replica CPU ms per request |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for cell, f in sorted(figures.items(), key=lambda item: _order(item[0], targets)):
-        t = targets[cell.model]
+    for cell, m in sorted(measured.items(), key=lambda item: _order(item[0], targets)):
+        t, f = targets[cell.model], m.figures
         lines.append(
             f"| {cell.model} | {t.method} | {t.served} | {cell.verb} | {cell.connections} | {f.rate:,.0f} | "
-            f"{f.p50_ms:.1f} | {f.p99_ms:.1f} | {f.errors} |"
+            f"{f.p50_ms:.1f} | {f.p99_ms:.1f} | {f.errors} | {m.replica_cpu_us / 1000:.2f} |"
         )
     return "\n".join(lines)
 

@@ -27,9 +27,9 @@ def test_a_short_run_measures_explanations_at_1_and_16_connections(store_dir: Pa
 
     assert run.returncode == 0, run.stderr[-3000:]
     for verb, connections in (("explain", 1), ("explain", 16), ("predict", 16)):
-        line = (
-            rf"\| churn \| linear \| onnx \| {verb} \| {connections} \| [0-9,]+ \| [0-9.]+ \| [0-9.]+ \| 0 \|"
-        )
+        figures = r"[0-9,]+ \| [0-9.]+ \| [0-9.]+ \| 0 \| [0-9.]+"  # req/s, p50, p99, no errors, CPU
+        line = rf"\| churn \| linear \| onnx \| {verb} \| {connections} \| {figures} \|"
         assert re.search(line, run.stdout), run.stdout
     cells = json.loads((tmp_path / "results.json").read_text())
     assert all(c["requests"] > 0 and c["errors"] == 0 for c in cells)
+    assert all(c["replica_cpu_us"] > 0 for c in cells)
