@@ -44,26 +44,28 @@ class RuntimeFactory:
         self._users = users
 
     def build(self, manifest: Manifest, artifact: Any) -> tuple[Answering, Answering]:
-        """What answers the version's predictions, and what answers its explanations."""
+        """What answers the version's predictions, and what answers its explanations (the same checks,
+        with the explanations' batch limit)."""
         settings = self._settings
-        limits = settings.max_instances, settings.explain_max_instances
+        recommender = None
         if manifest.task == "recommendation":
             recommender = RecommenderRuntime(manifest, artifact, self._users)
-            predicting, explaining = (self._queries(manifest, recommender, limit) for limit in limits)
-            return (
-                Answering(recommender, predicting),
-                Answering(RecommendationExplaining(recommender), explaining),
-            )
-        served = self._tabular(manifest, artifact)
-        explainer = TabularExplaining(served, self.explainer(manifest, artifact))
-        predicting, explaining = (self._rows(manifest, limit) for limit in limits)
-        return Answering(served, predicting), Answering(explainer, explaining)
+            predicting: Runtime = recommender
+            explaining: Runtime = RecommendationExplaining(recommender)
+        else:
+            predicting = self._tabular(manifest, artifact)
+            explaining = TabularExplaining(predicting, self.explainer(manifest, artifact))
+        return (
+            Answering(predicting, self._validator(manifest, recommender, settings.max_instances)),
+            Answering(explaining, self._validator(manifest, recommender, settings.explain_max_instances)),
+        )
 
-    def _rows(self, manifest: Manifest, max_rows: int) -> Validator:
-        return Validator(manifest, max_rows, self._settings.max_string_length)
-
-    def _queries(self, manifest: Manifest, recommender: RecommenderRuntime, max_rows: int) -> QueryValidator:
-        rows = self._rows(manifest, max_rows)
+    def _validator(
+        self, manifest: Manifest, recommender: RecommenderRuntime | None, max_rows: int
+    ) -> RowValidator:
+        rows = Validator(manifest, max_rows, self._settings.max_string_length)
+        if recommender is None:
+            return rows
         return QueryValidator(manifest, recommender, rows, self._settings.recommend_max_k)
 
     def explainer(self, manifest: Manifest, artifact: Any) -> Explainer:
