@@ -13,6 +13,7 @@ Every error a client can cause, the status it maps to, and the one place that re
   + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
   + NotExplainable        409  the version cannot be explained (published before explanations, or its model)
   + ModelNotReady         503  known, but no verified version is loaded
+  + DriftUnavailable      503  live drift counts cannot be read (no cache Redis set, or it does not answer)
   + UserDataUnavailable   503  the user data store is not configured or does not answer
 
 Every error answers {"error": "<message>"} with Content-Type application/json, the shape of the Open
@@ -71,6 +72,8 @@ class BadInput(ServingError):
 
     def __init__(self, where: str, problem: str) -> None:
         super().__init__(f"{where}: {problem}")
+        self.where = where
+        """The row and field, e.g. `instances[3].contract`: live drift counts refusals per feature."""
 
 
 class TooManyRows(ServingError):
@@ -94,6 +97,11 @@ class NotExplainable(ServingError):
 
 
 class ModelNotReady(ServingError):
+    status_code = 503
+    retry_after_s = 2
+
+
+class DriftUnavailable(ServingError):
     status_code = 503
     retry_after_s = 2
 

@@ -12,13 +12,14 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from mlstack import __version__, errors
-from mlstack.api import admin, convertors, docs, ops, profile, users, v1, v2
+from mlstack.api import admin, convertors, docs, drift, ops, profile, users, v1, v2
 from mlstack.api.body import component_schemas
 from mlstack.api.memory import AnswerMemory
 from mlstack.api.middleware import EdgeMiddleware
 from mlstack.api.schemas.v1 import V1PredictRequest
 from mlstack.api.schemas.v2 import InferenceRequest
 from mlstack.cache.predictions import PredictionCache
+from mlstack.drift.recorder import DriftRecorder
 from mlstack.recommend.erasure import CachedRecommendations
 from mlstack.serving.core import Predictor
 from mlstack.serving.registry import Registry
@@ -61,6 +62,7 @@ def create_app(
                 Predictor.start(settings, registry, cache, metrics) as predictor,
                 StatsBoard.start(settings, metrics) as board,
                 StoreWatcher.start(settings, registry) as watcher,
+                DriftRecorder.start(settings, registry, metrics) as app.state.drift,
             ):
                 app.state.settings, app.state.metrics, app.state.registry = settings, metrics, registry
                 app.state.answers = AnswerMemory(predictor, cache, metrics)
@@ -82,7 +84,7 @@ def create_app(
     )
     errors.install(app)
     convertors.register()  # the {model:model} and {version:version} path types, before any route is built
-    for module in (v1, v2, admin, ops, users, profile):
+    for module in (v1, v2, admin, ops, users, profile, drift):
         # The routes themselves, not include_router(): FastAPI matches an included router lazily, route
         # by route and twice per request, which cost 18 µs of a 100 µs request.
         app.router.routes.extend(module.router().routes)

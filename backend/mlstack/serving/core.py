@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mlstack.cache.predictions import Entry, PredictionCache, row_keys
+from mlstack.errors import BadInput
 from mlstack.serving.batching import Batcher
 from mlstack.serving.registry import Loaded, Registry
-from mlstack.serving.requests import CacheStatus, PredictRequest, Result
+from mlstack.serving.requests import CacheStatus, PredictRequest, Recount, Result
 from mlstack.serving.runtime import Prediction
 from mlstack.serving.validation import Rows
 from mlstack.settings import Settings
@@ -57,13 +58,18 @@ class Predictor:
     async def predict(self, request: PredictRequest) -> Result:
         version = request.version or self.registry.choose(request.model)
         loaded = await self.registry.get(request.model, version)  # None: first use, or the model's 404
-        rows = loaded.validator.validate(request.inputs)
+        try:
+            rows = loaded.validator.validate(request.inputs)
+        except BadInput as refused:
+            loaded.drift_counts.refuse(request.inputs, refused)
+            raise
+        tally = loaded.drift_counts.count(rows)  # before the cache: a hit is served traffic too
         prepare = loaded.runtime.prepare
         if prepare is not None:
             rows = await prepare(rows)
         with self._batcher.on_the_way():
             entries, status = await self._through_cache(loaded, rows, self._predicted)
-        return _result(loaded, entries, status, rows.degraded)
+        return _result(loaded, entries, status, rows.degraded, tally)
 
     async def _through_cache(
         self, loaded: Loaded, rows: Rows, compute: Compute
@@ -121,7 +127,9 @@ def _complete(cached: list[Entry | None], outputs: tuple[str, ...]) -> list[Entr
     return [e if e is not None and all(name in e for name in outputs) else None for e in cached]
 
 
-def _result(loaded: Loaded, entries: list[Entry], cache: CacheStatus, degraded: str | None) -> Result:
+def _result(
+    loaded: Loaded, entries: list[Entry], cache: CacheStatus, degraded: str | None, recount: Recount | None
+) -> Result:
     manifest, runtime = loaded.manifest, loaded.runtime
     extra: dict[str, list[Any]] | None = None
     if runtime.outputs:
@@ -137,6 +145,7 @@ def _result(loaded: Loaded, entries: list[Entry], cache: CacheStatus, degraded: 
         degraded=degraded,
         artifact_sha256=manifest.artifact.sha256,
         erasable=runtime.erasable,
+        recount=recount,
     )
 
 

@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mlstack.drift.counts import RowCounter
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
 from mlstack.explain.loading import Explainer
 from mlstack.serving.lifecycle import Canary, Lifecycle
@@ -22,13 +23,15 @@ log = logging.getLogger("mlstack.serving.registry")
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One verified, loaded version with its validator and its explainer."""
+    """One verified, loaded version with its validator, its explainer and its live drift counters."""
 
     manifest: Manifest
     runtime: Runtime
     validator: RowValidator
     explainer: Explainer
     """Built at load (the tree method imports shap at its first explanation); says why when unavailable."""
+    drift_counts: RowCounter
+    """Counts the rows served into the version's profile bins (does nothing for a version without one)."""
 
     @property
     def version(self) -> str:
@@ -129,6 +132,13 @@ class Registry:
         """Drop a deleted version from memory (it is neither current nor canary)."""
         self._loaded.pop((model, version), None)
 
+    def all_loaded(self) -> list[Loaded]:
+        return list(self._loaded.values())
+
+    def loaded_drift_counts(self, model: str, version: str) -> RowCounter | None:
+        loaded = self._loaded.get((model, version))
+        return loaded.drift_counts if loaded is not None else None
+
     def loaded_versions(self, model: str) -> list[str]:
         return sorted((v for m, v in self._loaded if m == model), key=int)
 
@@ -157,6 +167,7 @@ class Registry:
         manifest, artifact = self.store.load(model, version)
         runtime, validator = self._runtimes.build(manifest, artifact)
         explainer = self._runtimes.explainer(manifest, artifact)
+        drift_counts = self._runtimes.drift_counts(manifest)
         log.info(
             "loaded %s version %s (sha256 %s…), served with %s",
             model,
@@ -164,4 +175,4 @@ class Registry:
             manifest.artifact.sha256[:12],
             runtime.engine,
         )
-        return Loaded(manifest, runtime, validator, explainer)
+        return Loaded(manifest, runtime, validator, explainer, drift_counts)
