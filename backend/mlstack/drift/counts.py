@@ -29,6 +29,7 @@ COLUMNS_FROM_ROWS = 24
 0.2 µs per value). Churn's 9 features (indicative, under load): 8 rows 11 µs by rows, 26 by columns; 32
 rows 44 and 35; 1,000 rows 1,070 and 290."""
 
+Vector = npt.NDArray[np.int64]
 Locate = Callable[[Any], int]
 LocateColumn = Callable[[Sequence[Any]], npt.NDArray[np.intp]]
 
@@ -36,33 +37,41 @@ LocateColumn = Callable[[Sequence[Any]], npt.NDArray[np.intp]]
 class RowCounter(Protocol):
     """What the core tells about the rows it validated: counted, or refused."""
 
-    def count(self, rows: Rows) -> Tally | None: ...
+    def count(self, rows: Rows) -> Tally | BatchTally | None: ...
 
     def refuse(self, inputs: Inputs, error: BadInput) -> None: ...
 
 
 class Tally:
-    """What one request added: its answer, remembered and served again, adds it again."""
+    """What one request of a few rows added: its answer, remembered and served again, adds it again."""
 
-    __slots__ = ("_added", "_amounts", "_counts")
+    __slots__ = ("_added", "_counts")
 
-    def __init__(self, counts: list[int], added: list[int], amounts: list[int] | None = None) -> None:
-        self._counts, self._added, self._amounts = counts, added, amounts
+    def __init__(self, counts: list[int], added: list[int]) -> None:
+        self._counts, self._added = counts, added
 
     def again(self) -> None:
         counts = self._counts
-        if self._amounts is None:
-            for i in self._added:
-                counts[i] += 1
-        else:
-            for i, amount in zip(self._added, self._amounts, strict=True):
-                counts[i] += amount
+        for i in self._added:
+            counts[i] += 1
+
+
+class BatchTally:
+    """What one batch added, as a vector."""
+
+    __slots__ = ("_added", "_counts")
+
+    def __init__(self, counts: Vector, added: Vector) -> None:
+        self._counts, self._added = counts, added
+
+    def again(self) -> None:
+        self._counts += self._added
 
 
 class NoCounts:
     """A version without a profile (a recommender, an old version), or counting switched off."""
 
-    def count(self, rows: Rows) -> Tally | None:
+    def count(self, rows: Rows) -> Tally | BatchTally | None:
         return None
 
     def refuse(self, inputs: Inputs, error: BadInput) -> None:
@@ -73,7 +82,8 @@ NO_COUNTS = NoCounts()
 
 
 class LiveCounts:
-    """One version's counters: a flat list of integers laid out by `layout_of(profile)`."""
+    """One version's counters, laid out by `layout_of(profile)`: a list of integers that requests of a few
+    rows add to one by one, and a numpy vector that batches add to at once."""
 
     def __init__(self, profile: Profile, inputs: Sequence[Feature]) -> None:
         if profile.binning != BINNING:
@@ -83,17 +93,18 @@ class LiveCounts:
             raise ValueError("the profile's features are not the manifest's inputs")
         self.profile = profile
         self.layout = layout_of(profile)
-        self.counts = [0] * len(self.layout)
+        self._counts = [0] * len(self.layout)
         self._zeros = [0] * len(self.layout)
+        self._batches: Vector = np.zeros(len(self.layout), dtype=np.int64)
         pairs = list(zip(self.layout.features, profile.features, inputs, strict=True))
         self._locators = [_locator(slots, feature, given) for slots, feature, given in pairs]
         self._columns = [_column_locator(slots, feature, given) for slots, feature, given in pairs]
         self._refused_by_name = {s.name: s.refused for s in self.layout.features}
 
-    def count(self, rows: Rows) -> Tally:
+    def count(self, rows: Rows) -> Tally | BatchTally:
         if len(rows) >= COLUMNS_FROM_ROWS:
             return self._count_columns(rows)
-        counts, locators = self.counts, self._locators
+        counts, locators = self._counts, self._locators
         added = [ROWS] * len(rows)
         for row in rows.values:
             added.extend(map(operator.call, locators, row))
@@ -101,30 +112,35 @@ class LiveCounts:
             counts[i] += 1
         return Tally(counts, added)
 
-    def _count_columns(self, rows: Rows) -> Tally:
+    def _count_columns(self, rows: Rows) -> BatchTally:
         located = [locate(column) for locate, column in zip(self._columns, rows.columns(), strict=True)]
-        totals = np.bincount(np.concatenate(located), minlength=len(self.counts))
-        totals[ROWS] += len(rows)
-        added = np.flatnonzero(totals).tolist()
-        amounts = totals[added].tolist()
-        tally = Tally(self.counts, added, amounts)
-        tally.again()
-        return tally
+        added: Vector = np.bincount(np.concatenate(located), minlength=len(self.layout)).astype(np.int64)
+        added[ROWS] = len(rows)
+        self._batches += added
+        return BatchTally(self._batches, added)
+
+    @property
+    def counts(self) -> list[int]:
+        """Everything counted since the last `take`."""
+        counts: list[int] = (self._batches + self._counts).tolist()
+        return counts
 
     def refuse(self, inputs: Inputs, error: BadInput) -> None:
         """A request validation refused: all its rows count as refused, and against the feature named."""
         rows = _rows_in(inputs)
-        self.counts[REFUSED] += rows
+        self._counts[REFUSED] += rows
         feature = self._feature_in(error.where)
         if feature is not None:
-            self.counts[feature] += rows
+            self._counts[feature] += rows
 
     def take(self) -> list[int] | None:
         """The counts so far, leaving zeros (on the event loop, so no count falls between); None if none."""
-        if not (self.counts[ROWS] or self.counts[REFUSED]):
+        if not (self._counts[ROWS] or self._counts[REFUSED] or self._batches[ROWS]):
             return None
-        taken = self.counts[:]
-        self.counts[:] = self._zeros  # in place: tallies of remembered answers keep pointing here
+        taken = self.counts
+        # in place: the tallies of remembered answers keep pointing here
+        self._counts[:] = self._zeros
+        self._batches[:] = 0
         return taken
 
     def _feature_in(self, where: str) -> int | None:
