@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mlstack.admission import RowBudget
 from mlstack.batching import Batcher
 from mlstack.cache import Entry, PredictionCache, cache_status, row_keys
 from mlstack.metrics import Metrics
@@ -103,6 +104,7 @@ class Inference:
             settings.batch_max_wait_ms / 1000,
             settings.batching_enabled,
             on_batch=metrics.count_batch,
+            row_budget=RowBudget(settings.max_queued_rows),
         )
         recommendations = Recommendations(users, cache, metrics, settings) if users is not None else None
         try:

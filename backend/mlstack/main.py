@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from mlstack import __version__, allocator, errors
+from mlstack.admission import InFlight
 from mlstack.api import admin, docs, ops, users, v1, v2
 from mlstack.api.body import component_schemas
 from mlstack.edge import EdgeMiddleware
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs.install(app)
         app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
-    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token)
+    in_flight = InFlight(settings.max_in_flight, settings.max_waiting, settings.max_wait_ms / 1000)
+    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token, in_flight=in_flight)
     return app
 
 
