@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stack import gateway, runstate
+from stack.capacity import DEFAULT_WORKER_CONNECTIONS
 from stack.keys import ApiKey, UiLogin, demo_keys, demo_login, load_keys
 from stack.procs import (
     Process,
@@ -56,6 +57,7 @@ class StackOptions:
     max_body: str = "1m"
     docs_enabled: bool = True
     gateway_workers: int | None = None
+    gateway_worker_connections: int = DEFAULT_WORKER_CONNECTIONS
     with_ui: bool = True
     ui_port: int = 8501
     host: str = "127.0.0.1"
@@ -89,6 +91,7 @@ class StackOptions:
             max_body=settings.gateway_max_body,
             docs_enabled=settings.gateway_docs,
             gateway_workers=settings.gateway_workers,
+            gateway_worker_connections=settings.gateway_worker_connections,
             ui_port=settings.stack_ui_port,
             host=settings.gateway_host,
             **(
@@ -331,12 +334,15 @@ class NativeStack:
             max_body=options.max_body,
             docs_enabled=options.docs_enabled,
             workers=options.gateway_workers,
+            worker_connections=options.gateway_worker_connections,
             worker_user=_run_dir_owner(options.run_dir),
             templates=options.gateway_templates,
         )
 
     def _render(self) -> None:
         config = self._gateway_config()
+        for shortfall in gateway.shortfalls(config):
+            print(f"warning: {shortfall}", file=sys.stderr, flush=True)
         conf_dir = self.options.run_dir / "nginx"
         paths = gateway.paths_for(config, conf_dir, self.options.run_dir)
         gateway.check(gateway.render(config, conf_dir, paths), paths["error_log"])

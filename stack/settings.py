@@ -42,6 +42,10 @@ class StackSettings(BaseSettings):
     gateway_workers: int | None = Field(default=None, ge=1, le=64)
     """nginx worker processes. Unset: one per two cores, at least one (the replicas need the rest)."""
 
+    gateway_worker_connections: int = Field(default=16384, ge=64)
+    """Connections each nginx worker holds (idle keep-alive clients count, and so does each request's
+    connection to a replica). The open-files limit may allow fewer: the start command then says so."""
+
     gateway_docs: bool = True
     """Serve /docs and /openapi.json through the gateway without a key."""
 
