@@ -10,6 +10,7 @@ BentoML, MLServer and LitServe get the same load (bench/peerbench.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import bodies, plan, report, wrk
+from bench import bodies, overload, plan, report, wrk
 from bench.stacks import (
     Config,
     bypassed,
@@ -64,13 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     machine = describe_machine()
     limits = inprocess(store_dir, args.model, 0.5 if args.smoke else min(duration, 3.0))
-    results = measure(cells, store_dir, args.model, duration, args.out, warmup_s=0.0 if args.smoke else 1.0)
+    warmup_s = 0.0 if args.smoke else 1.0
+    results = measure(cells, store_dir, args.model, duration, args.out, warmup_s)
+    overloaded = overloaded_stack(args, store_dir, warmup_s)
     if args.peers:
         results += peers(store_dir, args.model, duration, args.out)
-    text = render(results, limits, machine, duration, time.time() - started)
+    text = render(results, limits, machine, duration, time.time() - started, overloaded)
     print(text)
     (args.out / "report.md").write_text(text + "\n")
-    (args.out / "results.json").write_text(json.dumps(raw(results, limits, machine), indent=2) + "\n")
+    figures = {**raw(results, limits, machine), "overload": overload.raw(overloaded)}
+    (args.out / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
     for path in report.plots(results, args.out):
         print(f"plot: {path}")
     return 0
@@ -183,6 +187,18 @@ class Loader:
         return [report.combined(found) for found in measured.values()]
 
 
+def overloaded_stack(args: argparse.Namespace, store_dir: Path, warmup_s: float) -> list[overload.Result]:
+    """The overload section, on a stack of its own (the smoke run's one replica, else the main one)."""
+    config = Config(replicas=1) if args.smoke else plan.MAIN
+    chosen = overload.SMOKE if args.smoke else overload.QUICK if args.quick else overload.Plan()
+    if args.duration_s:
+        chosen = dataclasses.replace(chosen, seconds=args.duration_s)
+    loader = Loader(store_dir, args.model, chosen.seconds, args.out, warmup_s)
+    with loader.started(config) as target:
+        url = f"{target.stack.gateway_url}/v1/models/{args.model}:predict"
+        return overload.measure(target.stack, url, target.files["miss1"], chosen)
+
+
 def peers(store_dir: Path, model: str, duration: float, out: Path) -> list[report.Result]:
     from bench import peerbench
     from mlstack.store import ModelStore
@@ -218,6 +234,7 @@ def render(
     machine: str,
     duration: float,
     took: float,
+    overloaded: list[overload.Result] | None = None,
 ) -> str:
     cores = os.cpu_count() or 1
     parts = [
@@ -228,6 +245,7 @@ def render(
         report.cpu_table(results, cores),
         report.inprocess_table(limits),
         report.ratio_table(report.ratios(results, limits, cores)),
+        overload.table(overloaded or []),
     ]
     return "\n\n".join(part for part in parts if part)
 
