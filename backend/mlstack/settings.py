@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     max_wait_ms: float = Field(default=20.0, ge=0)
     """Longest a waiting request may have waited and still get a place (the newest waiter gets it first).
-    One that waited longer is not served: it gets 503 once its Retry-After (1 s) has passed."""
+    One that waited longer is not served: it gets 503 half a second after it arrived."""
 
     max_queued_rows: int = Field(default=4096, ge=1)
     """Most rows waiting for or in a prediction; a request that would pass it gets 503 with Retry-After
