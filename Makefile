@@ -25,5 +25,5 @@ bootstrap:
 	scripts/bootstrap.sh
 loadtest:  ## Locust, headless, against the running stack: make loadtest [ARGS="--users 50 --run-time 2m OneRow"]
 	.venv/bin/locust --config loadtests/locust.conf $(ARGS)
-bench: bootstrap  ## the benchmark and scaling report, on stacks it starts itself: make bench [QUICK=1] [PEERS=1]
-	.venv/bin/python -m bench $(if $(QUICK),--quick) $(if $(PEERS),--peers) $(ARGS)
+bench: bootstrap  ## the benchmark and scaling report, on stacks it starts itself: make bench [QUICK=1] [PEERS=1] [OVERLOAD=1]
+	.venv/bin/python -m bench $(if $(QUICK),--quick) $(if $(PEERS),--peers) $(if $(OVERLOAD),--overload-only) $(ARGS)

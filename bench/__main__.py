@@ -47,6 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 s per cell, 16 connections only")
     parser.add_argument("--smoke", action="store_true", help="one 1-replica stack, two 1 s cells (tests)")
     parser.add_argument("--peers", action="store_true", help="also measure BentoML, MLServer and LitServe")
+    parser.add_argument("--overload-only", action="store_true", help="only the overload section")
     parser.add_argument("--duration-s", type=float, help="seconds per cell (default 5; quick and smoke 1)")
     parser.add_argument("--store-dir", type=Path, help="model store (default BACKEND_STORE_DIR, model_store)")
     parser.add_argument("--model", default="churn")
@@ -59,12 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     wrk.binary()
     store_dir = (args.store_dir or default_store()).resolve()
     cells = plan.smoke() if args.smoke else plan.full((16,)) if args.quick else plan.full()
+    cells = [] if args.overload_only else cells
     ensure_model(store_dir, args.model, recommender=any(cell.load == "rec" for cell in cells))
     duration = args.duration_s or (1.0 if args.quick or args.smoke else 5.0)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     machine = describe_machine()
-    limits = inprocess(store_dir, args.model, 0.5 if args.smoke else min(duration, 3.0))
+    limits = (
+        {}
+        if args.overload_only
+        else inprocess(store_dir, args.model, 0.5 if args.smoke else min(duration, 3.0))
+    )
     warmup_s = 0.0 if args.smoke else 1.0
     results = measure(cells, store_dir, args.model, duration, args.out, warmup_s)
     overloaded = overloaded_stack(args, store_dir, warmup_s)
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "report.md").write_text(text + "\n")
     figures = {**raw(results, limits, machine), "overload": overload.raw(overloaded)}
     (args.out / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
-    for path in report.plots(results, args.out):
+    for path in report.plots(results, args.out) if results else []:
         print(f"plot: {path}")
     return 0
 
@@ -241,12 +247,15 @@ def render(
         "## Benchmark",
         f"Machine: {machine}. wrk, one thread, {duration:g} s per cell, through the gateway; "
         f"took {took:.0f} s.",
-        report.table(results),
-        report.cpu_table(results, cores),
-        report.inprocess_table(limits),
-        report.ratio_table(report.ratios(results, limits, cores)),
-        overload.table(overloaded or []),
     ]
+    if results:
+        parts += [
+            report.table(results),
+            report.cpu_table(results, cores),
+            report.inprocess_table(limits),
+            report.ratio_table(report.ratios(results, limits, cores)),
+        ]
+    parts += [overload.table(overloaded or [])]
     return "\n\n".join(part for part in parts if part)
 
 
