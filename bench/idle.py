@@ -13,6 +13,8 @@ import resource
 import sys
 from urllib.parse import urlsplit
 
+from bench.wrk import open_files_up_to_the_hard_limit
+
 OPENING_AT_ONCE = 500
 """Connections opened concurrently: within the gateway's listen backlog, so none waits for a SYN retry."""
 RESERVED_FILES = 64
@@ -20,10 +22,8 @@ RESERVED_FILES = 64
 
 def allowed(count: int) -> int:
     """As many of `count` as this process may open: its soft limit raised to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return max(0, min(count, hard - RESERVED_FILES))
+    open_files_up_to_the_hard_limit()
+    return max(0, min(count, resource.getrlimit(resource.RLIMIT_NOFILE)[1] - RESERVED_FILES))
 
 
 async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ def run(
     `items`: a file of catalogue item ids, one per line, drawn for every "__I__" of the body.
     `statuses`: count the answers by status (costs wrk a Lua call per answer)."""
     method = "POST" if body else "GET"
+    open_files_up_to_the_hard_limit()
     command = [binary(), "-t1", f"-c{connections}", f"-d{duration_s:g}s", "--timeout", f"{timeout_s:g}s"]
     command += ["-s", str(LUA), url, "--", method, str(body or "-"), key, str(base), str(items or "-")]
     command += ["statuses"] if statuses else []
@@ -106,6 +108,14 @@ def run(
         shed_max_ms=_ms(raw["shed_max_us"]),
         unannounced_503=raw["unannounced_503"],
     )
+
+
+def open_files_up_to_the_hard_limit() -> None:
+    """wrk opens a socket per connection and never raises its own limit: 1,024 connections need more than
+    a soft limit of 1,024 (a common default). wrk inherits this process's limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _ms(us: int) -> float | None:
