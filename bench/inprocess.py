@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlstack.metrics import Metrics
-from mlstack.registry import Registry
+from mlstack.serving.registry import Registry
 from mlstack.settings import Settings
-from mlstack.store import ModelStore
+from mlstack.store.model_store import ModelStore
+from mlstack.telemetry.metrics import Metrics
 
 
 def rate(call: Any, seconds: float) -> float:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE, CROWD = 16, 256
 DRAIN_S = 1.5
 """Pause between cells: a replica refuses its last waiters within half a second after a load stops
-(mlstack.admission.REFUSE_AFTER_S); the next cell must not start with the last one's requests held."""
+(mlstack.serving.admission.REFUSE_AFTER_S); the next cell must not start with the last one's requests held."""
 IDLE_OPEN_TIMEOUT_S = 180.0
 
 

@@ -268,7 +268,7 @@ class NativeStack:
             "--loop",
             "uvloop",
             "--http",
-            "mlstack.http_protocol:HttpToolsProtocol",
+            "mlstack.server.http_protocol:HttpToolsProtocol",
             "--timeout-graceful-shutdown",
             "10",
         ]

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from mlstack.cli import main as mlstack
-from mlstack.store import ModelStore
+from mlstack.store.model_store import ModelStore
 from mlstack.training.interactions import demo_interactions
 from stack.native import NativeStack
 from stacks import gateway_entry, running_stack

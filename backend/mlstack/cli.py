@@ -14,9 +14,9 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from mlstack.errors import ServingError
-from mlstack.lifecycle import Lifecycle, primary_metric
-from mlstack.manifest import MODEL_NAME, Manifest
-from mlstack.store import ModelStore
+from mlstack.serving.lifecycle import Lifecycle, primary_metric
+from mlstack.store.manifest import MODEL_NAME, Manifest
+from mlstack.store.model_store import ModelStore
 from mlstack.training.datasets import DEMO_SETS, demo_dataset
 from mlstack.training.publish import TrainingRequest, frame_sha256, guess_task, train_and_publish
 from mlstack.training.recommend_cli import RECOMMEND_DEMO, train_recommender

@@ -13,7 +13,7 @@ Every error a client can cause, the status it maps to, and the one place that re
   + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
   + ModelNotReady         503  known, but no verified version is loaded
   + UserDataUnavailable   503  the user data store is not configured or does not answer
-  + Overloaded            503  the replica is past the load it accepts (admission.py); sent at once
+  + Overloaded            503  the replica is past the load it accepts (serving/admission.py)
 
 Every error answers {"error": "<message>"} with Content-Type application/json, the shape of the Open
 Inference Protocol and of the gateway's own errors.

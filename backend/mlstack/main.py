@@ -11,22 +11,23 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from mlstack import __version__, allocator, errors
-from mlstack.admission import InFlight
+from mlstack import __version__, errors
 from mlstack.api import admin, docs, ops, users, v1, v2
 from mlstack.api.body import component_schemas
-from mlstack.edge import EdgeMiddleware
-from mlstack.inference import Inference
-from mlstack.metrics import Metrics
-from mlstack.observability import configure_logging
-from mlstack.registry import Registry
-from mlstack.schemas.v1 import V1PredictRequest
-from mlstack.schemas.v2 import InferenceRequest
+from mlstack.api.middleware import EdgeMiddleware
+from mlstack.api.schemas.v1 import V1PredictRequest
+from mlstack.api.schemas.v2 import InferenceRequest
+from mlstack.server import tuning
+from mlstack.serving.admission import InFlight
+from mlstack.serving.core import Inference
+from mlstack.serving.registry import Registry
+from mlstack.serving.watcher import StoreWatcher
 from mlstack.settings import Settings
-from mlstack.stats import StatsBoard
-from mlstack.store import ModelStore
-from mlstack.users import UserStore
-from mlstack.watcher import StoreWatcher
+from mlstack.store.model_store import ModelStore
+from mlstack.telemetry.board import StatsBoard
+from mlstack.telemetry.logs import configure_logging
+from mlstack.telemetry.metrics import Metrics
+from mlstack.users.store import UserStore
 
 API_KEY_SCHEMES = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        allocator.keep_freed_memory()
+        tuning.keep_freed_memory()
         app.state.settings = settings
         app.state.metrics = metrics
         store = ModelStore(settings.store_dir, settings.max_artifact_bytes)

@@ -62,7 +62,7 @@ def running_replica(store_dir: Path, log: Path, **settings: str) -> Iterator[str
         "--loop",
         "uvloop",
         "--http",
-        "mlstack.http_protocol:HttpToolsProtocol",  # as the stack and the image run it
+        "mlstack.server.http_protocol:HttpToolsProtocol",  # as the stack and the image run it
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from mlstack.admission import InFlight, RowBudget
-from mlstack.batching import Batcher
 from mlstack.errors import Overloaded
-from mlstack.runtime import SklearnRuntime
-from mlstack.store import ModelStore
-from mlstack.validation import Validator
+from mlstack.serving.admission import InFlight, RowBudget
+from mlstack.serving.batching import Batcher
+from mlstack.serving.runtime import SklearnRuntime
+from mlstack.serving.validation import Validator
+from mlstack.store.model_store import ModelStore
 
 from .conftest import example_row
 from .servers import running_replica, wait_until

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and Linux")
 
-KEEP = "from mlstack.allocator import keep_freed_memory\nassert keep_freed_memory()\n"
+KEEP = "from mlstack.server.tuning import keep_freed_memory\nassert keep_freed_memory()\n"
 
 CHURN = """
 import resource

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis as RedisClient
 
-from mlstack.cache import MAX_WRITING_ROWS, PredictionCache
+from mlstack.cache.predictions import MAX_WRITING_ROWS, PredictionCache
 from mlstack.cli import main as cli
 from mlstack.settings import Settings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from mlstack.main import create_app
-from mlstack.registry import YOUNG_GC_THRESHOLD
+from mlstack.serving.registry import YOUNG_GC_THRESHOLD
 from mlstack.settings import Settings
 
 

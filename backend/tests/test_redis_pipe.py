@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis import Redis as RedisClient
 
-from mlstack.redis_pipe import RedisPipe, ReplyError, pack_set_ex
+from mlstack.cache.pipe import RedisPipe, ReplyError, pack_set_ex
 
 from .servers import RedisServer, redis_server
 
@@ -189,7 +189,7 @@ def test_a_slow_connection_is_not_abandoned_at_a_commands_budget(
 ) -> None:
     """In Compose, resolving `redis` and connecting took longer than a lookup's 25 ms: each lookup gave
     up the connection it was making, and the cache was bypassed for good."""
-    from mlstack import redis_pipe
+    from mlstack.cache import pipe as redis_pipe
 
     dial = redis_pipe._dial
 

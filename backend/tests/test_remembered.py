@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from mlstack.api.v1 import V1
 from mlstack.api.v2 import V2
 from mlstack.cli import main as cli
-from mlstack.inference import Edge, Inference, Result
-from mlstack.registry import Loaded
+from mlstack.serving.core import Edge, Inference, Result
+from mlstack.serving.registry import Loaded
 
 from .servers import RedisServer
 from .test_api_v1 import varied_rows

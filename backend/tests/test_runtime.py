@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from mlstack.cli import main as cli
 from mlstack.main import create_app
-from mlstack.runtime import OnnxRuntime, SklearnRuntime
+from mlstack.serving.runtime import OnnxRuntime, SklearnRuntime
+from mlstack.serving.validation import Validator
 from mlstack.settings import Settings
-from mlstack.store import ModelStore
+from mlstack.store.model_store import ModelStore
 from mlstack.training.onnx_export import PROBA_TOLERANCE, REGRESSION_TOLERANCE
-from mlstack.validation import Validator
 
 from .conftest import DEMO_MODELS, assert_same_answers, in_process
 from .servers import running_replica

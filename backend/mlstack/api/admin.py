@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
 from mlstack.api.body import json_response
+from mlstack.api.deps import RegistryDep
 from mlstack.api.lean_route import LeanRoute
-from mlstack.deps import RegistryDep
-from mlstack.lifecycle import Lifecycle
-from mlstack.registry import Registry
+from mlstack.serving.lifecycle import Lifecycle
+from mlstack.serving.registry import Registry
 
 router = APIRouter(tags=["admin"], route_class=LeanRoute)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 
-from mlstack.manifest import MODEL_NAME, VERSION_NAME
+from mlstack.store.manifest import MODEL_NAME, VERSION_NAME
 
 
 class _NameConvertor(Convertor[str]):

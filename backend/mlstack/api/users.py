@@ -12,13 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from mlstack import user_input
 from mlstack.api.body import json_object, json_response
+from mlstack.api.deps import InferenceDep, RegistryDep, SettingsDep
 from mlstack.api.lean_route import LeanRoute
-from mlstack.deps import InferenceDep, RegistryDep, SettingsDep
 from mlstack.errors import Conflict, ModelNotReady, NotFound, UserDataUnavailable
-from mlstack.recommend_runtime import RecommenderRuntime
-from mlstack.users import UserStore
+from mlstack.recommend.runtime import RecommenderRuntime
+from mlstack.users import payloads as user_input
+from mlstack.users.store import UserStore
 
 router = APIRouter(tags=["users"], route_class=LeanRoute)
 

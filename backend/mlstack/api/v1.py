@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request, Response
 
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
 from mlstack.api.body import documented_body, json_bytes, json_response, parse_object
+from mlstack.api.deps import InferenceDep, RegistryDep
 from mlstack.api.lean_route import LeanRoute
-from mlstack.deps import InferenceDep, RegistryDep
+from mlstack.api.schemas.v1 import ModelList, ModelSummary, ReloadResult, V1PredictRequest, V1PredictResponse
 from mlstack.errors import MalformedRequest, ServingError
-from mlstack.inference import Inference, Result
-from mlstack.registry import Loaded, Registry
-from mlstack.schemas.v1 import ModelList, ModelSummary, ReloadResult, V1PredictRequest, V1PredictResponse
+from mlstack.serving.core import Inference, Result
+from mlstack.serving.registry import Loaded, Registry
 
 router = APIRouter(tags=["v1"], route_class=LeanRoute)
 PREDICT_DOC: dict[str, Any] = {

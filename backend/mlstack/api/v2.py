@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request, Response
 from mlstack import __version__
 from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
 from mlstack.api.body import documented_body, json_bytes, json_response, parse_object
+from mlstack.api.deps import InferenceDep, RegistryDep
 from mlstack.api.lean_route import LeanRoute
+from mlstack.api.schemas.v2 import InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
 from mlstack.api.v2_codec import decode_columns, encode_response, model_metadata, parse_request
-from mlstack.deps import InferenceDep, RegistryDep
 from mlstack.errors import ModelNotReady
-from mlstack.inference import Inference, Result
-from mlstack.registry import Loaded, Registry
-from mlstack.schemas.v2 import InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
+from mlstack.serving.core import Inference, Result
+from mlstack.serving.registry import Loaded, Registry
 
 router = APIRouter(tags=["v2"], route_class=LeanRoute)
 INFER_DOC: dict[str, Any] = {

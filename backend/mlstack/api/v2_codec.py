@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mlstack.api.schemas.v2 import InferenceRequest, RequestInput
 from mlstack.errors import BadInput, MalformedRequest
-from mlstack.inference import Result
-from mlstack.manifest import Feature
-from mlstack.registry import Loaded
-from mlstack.schemas.v2 import InferenceRequest, RequestInput
+from mlstack.serving.core import Result
+from mlstack.serving.registry import Loaded
+from mlstack.store.manifest import Feature
 
 NUMERIC = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64"}

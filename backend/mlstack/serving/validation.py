@@ -10,7 +10,7 @@ from types import NoneType
 from typing import Any
 
 from mlstack.errors import BadInput, MalformedRequest, TooManyRows
-from mlstack.manifest import Feature, Manifest
+from mlstack.store.manifest import Feature, Manifest
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from mlstack.metrics import Metrics
 from mlstack.settings import Settings
+from mlstack.telemetry.metrics import Metrics
 
-log = logging.getLogger("mlstack.stats")
+log = logging.getLogger("mlstack.telemetry.board")
 KEY_PREFIX = "mlstack:stats:"
 PERIOD_S = 1.0
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 
-log = logging.getLogger("mlstack.allocator")
+log = logging.getLogger("mlstack.server.tuning")
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3

@@ -1,8 +1,9 @@
 """Load shedding: a replica bounds the work it takes on, and refuses the rest with 503 and Retry-After.
 
 Two bounds, counted on the event loop (one thread, so plain integers):
-- data-plane requests (predictions, user data) in flight, from the edge to their answer (InFlight);
-- rows handed to the micro-batcher and not yet predicted (RowBudget).
+- data-plane requests (predictions, user data) in flight, from the edge (api/middleware.py) to their
+  answer (InFlight);
+- rows handed to the micro-batcher and not yet predicted (RowBudget, held by serving/batching.py).
 
 Past capacity, queueing adds latency and no throughput, so a request beyond `max_in_flight` gets a short
 wait for a place, newest first, and is otherwise refused. The newest-first order and the two times follow
@@ -28,20 +29,11 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from starlette.types import Send
-
 from mlstack.errors import Overloaded
 
-DATA_PLANE_SUFFIXES = (":predict", "/infer", ":explain")
-DATA_PLANE_PREFIXES = ("/v1/users",)
 REFUSE_AFTER_S = 0.5
 """How long a waiter that will not be served waits for its 503: a client retrying at once comes back at
 most twice a second, and one with a 2 s budget keeps most of it."""
-
-
-def on_data_plane(path: str) -> bool:
-    """Requests that cost a model's or a store's work: the ones shedding protects the replica from."""
-    return path.endswith(DATA_PLANE_SUFFIXES) or path.startswith(DATA_PLANE_PREFIXES)
 
 
 class InFlight:
@@ -117,18 +109,3 @@ class RowBudget:
             yield
         finally:
             self.rows -= rows
-
-
-RETRY_AFTER = str(Overloaded.retry_after_s).encode()
-SHED_BODY = b'{"error":"replica at capacity: too many requests in flight; retry after %s s"}' % RETRY_AFTER
-SHED_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(SHED_BODY)).encode()),
-    (b"retry-after", RETRY_AFTER),
-]
-
-
-async def send_shed(send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
-    """The 503 of a request refused at the edge, as raw ASGI messages: no routing, no body read."""
-    await send({"type": "http.response.start", "status": 503, "headers": [*SHED_HEADERS, *extra_headers]})
-    await send({"type": "http.response.body", "body": SHED_BODY})

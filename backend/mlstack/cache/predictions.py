@@ -25,11 +25,11 @@ from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry never r
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from mlstack.near_cache import PING_TIMEOUT_S, NearCache
-from mlstack.redis_pipe import RedisPipe, pack_set_ex
+from mlstack.cache.near import PING_TIMEOUT_S, NearCache
+from mlstack.cache.pipe import RedisPipe, pack_set_ex
 from mlstack.settings import Settings
 
-log = logging.getLogger("mlstack.cache")
+log = logging.getLogger("mlstack.cache.predictions")
 
 Entry = dict[str, Any]
 Lookup = tuple[Sequence[str], asyncio.Future[Any]]

@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError, RedisError
 from mlstack.errors import UserDataUnavailable
 from mlstack.settings import Settings
 
-log = logging.getLogger("mlstack.users")
+log = logging.getLogger("mlstack.users.store")
 USER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 LATEST_EVENTS = 20
 IDS_PER_EVENT = 4

@@ -17,9 +17,9 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mlstack.admission import RowBudget
-from mlstack.runtime import Prediction, Runtime
-from mlstack.validation import Rows
+from mlstack.serving.admission import RowBudget
+from mlstack.serving.runtime import Prediction, Runtime
+from mlstack.serving.validation import Rows
 
 
 @dataclass

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mlstack.inference import Inference
-from mlstack.registry import Registry
+from mlstack.serving.core import Inference
+from mlstack.serving.registry import Registry
 from mlstack.settings import Settings
 
 

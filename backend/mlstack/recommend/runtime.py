@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlstack.manifest import Manifest
-from mlstack.recommender import Recommender
-from mlstack.runtime import Prediction
-from mlstack.validation import Rows
+from mlstack.recommend.model import Recommender
+from mlstack.serving.runtime import Prediction
+from mlstack.serving.validation import Rows
+from mlstack.store.manifest import Manifest
 
 DEFAULT_K = 10
 

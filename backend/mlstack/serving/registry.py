@@ -9,16 +9,16 @@ import random
 from dataclasses import dataclass
 
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
-from mlstack.lifecycle import Canary, Lifecycle
-from mlstack.manifest import Manifest
-from mlstack.metrics import Metrics
-from mlstack.recommend_runtime import RecommenderRuntime
-from mlstack.runtime import OnnxRuntime, Runtime, SklearnRuntime
+from mlstack.recommend.runtime import RecommenderRuntime
+from mlstack.serving.lifecycle import Canary, Lifecycle
+from mlstack.serving.runtime import OnnxRuntime, Runtime, SklearnRuntime
+from mlstack.serving.validation import Validator
 from mlstack.settings import Settings
-from mlstack.store import ModelStore
-from mlstack.validation import Validator
+from mlstack.store.manifest import Manifest
+from mlstack.store.model_store import ModelStore
+from mlstack.telemetry.metrics import Metrics
 
-log = logging.getLogger("mlstack.registry")
+log = logging.getLogger("mlstack.serving.registry")
 YOUNG_GC_THRESHOLD = 10_000
 """Allocations between two collections of the youngest generation (Python's default is 700). A request
 allocates about a hundred short-lived containers that die with it: at 700 a collection ran every few

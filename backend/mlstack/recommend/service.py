@@ -15,16 +15,16 @@ from typing import Any
 
 import orjson
 
-from mlstack.cache import Entry, PredictionCache, cache_status
+from mlstack.cache.predictions import Entry, PredictionCache, cache_status
 from mlstack.errors import BadInput, MalformedRequest
-from mlstack.metrics import Metrics
-from mlstack.recommend_runtime import DEFAULT_K, RecommenderRuntime
-from mlstack.recommender import Ranked, event_weight
-from mlstack.registry import Loaded
+from mlstack.recommend.model import Ranked, event_weight
+from mlstack.recommend.runtime import DEFAULT_K, RecommenderRuntime
+from mlstack.serving.registry import Loaded
+from mlstack.serving.validation import Rows
 from mlstack.settings import Settings
-from mlstack.user_input import user_id as checked_user_id
-from mlstack.users import Snapshot, UserStore
-from mlstack.validation import Rows
+from mlstack.telemetry.metrics import Metrics
+from mlstack.users.payloads import user_id as checked_user_id
+from mlstack.users.store import Snapshot, UserStore
 
 VISITOR_WEIGHT = 3.0
 """An item a visitor names counts as much as a like."""

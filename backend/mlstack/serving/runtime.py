@@ -14,9 +14,9 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from mlstack.manifest import Manifest
-from mlstack.training.pipeline import prepare_frame
-from mlstack.validation import Rows
+from mlstack.frames import prepare_frame
+from mlstack.serving.validation import Rows
+from mlstack.store.manifest import Manifest
 
 
 @dataclass(frozen=True, slots=True)

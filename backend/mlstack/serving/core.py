@@ -8,16 +8,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mlstack.admission import RowBudget
-from mlstack.batching import Batcher
-from mlstack.cache import Entry, PredictionCache, cache_status, row_keys
-from mlstack.metrics import Metrics
-from mlstack.recommend_runtime import is_recommender
-from mlstack.recommendations import Recommendations
-from mlstack.registry import Loaded, Registry
+from mlstack.cache.predictions import Entry, PredictionCache, cache_status, row_keys
+from mlstack.recommend.runtime import is_recommender
+from mlstack.recommend.service import Recommendations
+from mlstack.serving.admission import RowBudget
+from mlstack.serving.batching import Batcher
+from mlstack.serving.registry import Loaded, Registry
+from mlstack.serving.validation import Rows
 from mlstack.settings import Settings
-from mlstack.users import UserStore
-from mlstack.validation import Rows
+from mlstack.telemetry.metrics import Metrics
+from mlstack.users.store import UserStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from mlstack.registry import Registry
+from mlstack.serving.registry import Registry
 from mlstack.settings import Settings
 
-log = logging.getLogger("mlstack.watcher")
+log = logging.getLogger("mlstack.serving.watcher")
 CHANNEL = "mlstack:store-changed"
 
 
