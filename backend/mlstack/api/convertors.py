@@ -23,5 +23,7 @@ class VersionConvertor(_NameConvertor):
     regex = VERSION_NAME.pattern.strip("^$")
 
 
-register_url_convertor("model", ModelNameConvertor())
-register_url_convertor("version", VersionConvertor())
+def register() -> None:
+    """Starlette keeps path types in one table per process; registering again replaces them alike."""
+    register_url_convertor("model", ModelNameConvertor())
+    register_url_convertor("version", VersionConvertor())

@@ -11,10 +11,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from mlstack import connections
 from mlstack.settings import Settings
 from mlstack.telemetry.metrics import Metrics
 
@@ -33,16 +32,7 @@ class StatsBoard:
     @classmethod
     @asynccontextmanager
     async def start(cls, settings: Settings, metrics: Metrics) -> AsyncIterator[StatsBoard]:
-        client = None
-        if settings.redis_url:
-            timeout = settings.redis_timeout_ms / 1000
-            client = aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-                max_connections=4,
-            )
+        client = connections.stats(settings)
         board = cls(metrics, client)
         task = asyncio.create_task(board._publish_forever())
         try:
