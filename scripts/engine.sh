@@ -128,15 +128,30 @@ start_service() {
 }
 
 ticker() {
-  # Every 2 s: `podman healthcheck run` for each running container that has a healthcheck.
+  # `podman healthcheck run` for each running container that has a healthcheck, at the container's own
+  # interval as Docker runs them: a faster pace spends the retries sooner (5 retries 2 s apart are 10 s
+  # of grace, not the 25 s the image asks for), and a busy machine then marks slow starters unhealthy.
+  local -A every=() due=()
+  local id status now
   while true; do
-    podman ps --format '{{.ID}} {{.Status}}' 2>/dev/null | while read -r id status; do
-      case $status in
-        *"(starting)"* | *"(healthy)"* | *"(unhealthy)"*) timeout 30 podman healthcheck run "$id" >/dev/null 2>&1 & ;;
-      esac
-    done
-    sleep 2
+    now=$(date +%s)
+    while read -r id status; do
+      case $status in *"(starting)"* | *"(healthy)"* | *"(unhealthy)"*) ;; *) continue ;; esac
+      [ -n "${every[$id]:-}" ] || every[$id]=$(healthcheck_interval_s "$id")
+      [ "${due[$id]:-0}" -le "$now" ] || continue
+      due[$id]=$((now + every[$id]))
+      timeout 30 podman healthcheck run "$id" >/dev/null 2>&1 &
+    done < <(podman ps --format '{{.ID}} {{.Status}}' 2>/dev/null)
+    sleep 1
   done
+}
+
+healthcheck_interval_s() {  # whole seconds, at least 1; Docker's default (30 s) when it cannot be read
+  local s
+  s=$(podman inspect --format '{{.Config.Healthcheck.Interval.Seconds}}' "$1" 2>/dev/null) || s=30
+  s=${s%.*}
+  [ "${s:-0}" -ge 1 ] 2>/dev/null || s=1
+  echo "$s"
 }
 
 start_ticker() {
@@ -146,7 +161,7 @@ start_ticker() {
   fi
   setsid "$0" _ticker >>"$RUN/ticker.log" 2>&1 </dev/null &
   echo $! >"$RUN/ticker.pid"
-  say "started the healthcheck ticker (pid $(cat "$RUN/ticker.pid"); runs healthchecks every 2 s)"
+  say "started the healthcheck ticker (pid $(cat "$RUN/ticker.pid"); runs each healthcheck at its interval)"
 }
 
 use_context() {

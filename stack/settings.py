@@ -66,3 +66,15 @@ class StackSettings(BaseSettings):
 
     stack_ui_port: int = Field(default=8501, ge=1, le=65535)
     """Loopback port of the Streamlit process behind the gateway."""
+
+    stack_restart_delay_s: float = Field(default=0.5, gt=0)
+    """Native: wait before a process that exited unasked starts again; doubles with each exit in a row."""
+
+    stack_restart_max_delay_s: float = Field(default=30.0, gt=0)
+    """Native: the longest wait between two starts of a process that keeps exiting."""
+
+    stack_restart_limit: int = Field(default=5, ge=1)
+    """Native: this many exits within STACK_RESTART_WINDOW_S mark a process failed; it is left down."""
+
+    stack_restart_window_s: float = Field(default=60.0, gt=0)
+    """Native: the span exits are counted over; a process up this long starts its backoff afresh."""
