@@ -185,7 +185,7 @@ class Loader:
 
 def peers(store_dir: Path, model: str, duration: float, out: Path) -> list[report.Result]:
     from bench import peerbench
-    from mlstack.store import ModelStore
+    from mlstack.store.model_store import ModelStore
 
     store = ModelStore(store_dir)
     version = store.current(model)

@@ -6,7 +6,7 @@ reversed every round, so that a shared machine drifting over minutes weighs on b
 reports req/s, p99, the shares of rows that bypassed the cache or were left out of it, Redis SETs per
 request, and the CPU time each kind of process spent per request (from /proc, the load generator's
 included): the figures behind each "measured side by side" of the README. Without --base both stacks run
-the working tree, told apart by --env-a/--env-b (e.g. BACKEND_BATCH_MAX_WAIT_MS=0).
+the working tree, told apart by --env-a/--env-b (e.g. BACKEND_MICROBATCH_MAX_WAIT_MS=0).
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlstack.metrics import Metrics
-from mlstack.registry import Registry
+from mlstack.serving.registry import Registry
+from mlstack.serving.requests import Records
+from mlstack.serving.runtimes import RuntimeFactory
 from mlstack.settings import Settings
-from mlstack.store import ModelStore
+from mlstack.store.model_store import ModelStore
+from mlstack.telemetry.metrics import Metrics
 
 
 def rate(call: Any, seconds: float) -> float:
@@ -31,10 +33,11 @@ def rate(call: Any, seconds: float) -> float:
 async def measure(store_dir: Path, model: str, onnx: bool, seconds: float) -> dict[str, Any]:
     flags = {"onnx_enabled": onnx} if "onnx_enabled" in Settings.model_fields else {}
     settings = Settings(store_dir=store_dir, redis_url=None, **flags)
-    registry = Registry(ModelStore(store_dir), settings, Metrics("bench"))
+    store = ModelStore(store_dir)
+    registry = Registry(store, RuntimeFactory(settings, store), Metrics("bench"))
     loaded = await registry.get(model)
     typical = {f.name: f.typical for f in loaded.manifest.inputs}
-    one, hundred = loaded.validator.rows([typical]), loaded.validator.rows([typical] * 100)
+    one, hundred = (loaded.validator.validate(Records([typical] * n)) for n in (1, 100))
     runtime = loaded.runtime
     calls_1 = rate(lambda: runtime.predict(one), seconds)
     calls_100 = rate(lambda: runtime.predict(hundred), seconds)

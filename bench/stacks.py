@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ class Config:
 
     def env(self) -> dict[str, str]:
         return {
-            "BACKEND_BATCHING_ENABLED": str(self.batching).lower(),
+            "BACKEND_MICROBATCH_ENABLED": str(self.batching).lower(),
             "BACKEND_ONNX_ENABLED": str(self.onnx).lower(),
             "BACKEND_CACHE_ENABLED": str(self.cache).lower(),
         }
@@ -54,7 +55,9 @@ def running(
     """A stack for `config`, with `env` for its replicas besides; its replicas and gateway templates from
     another checkout at `code`."""
     replica_env = config.env() | (env or {}) | ({"PYTHONPATH": str(code / "backend")} if code else {})
-    templates = {"gateway_templates": code / "nginx"} if code else {}
+    templates: dict[str, Any] = {"gateway_templates": code / "nginx"} if code else {}
+    if code is not None and not (code / "backend" / "mlstack" / "server" / "launch.py").exists():
+        templates["replica_command"] = legacy_command(code)  # a checkout from before `mlstack serve`
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-") as run_dir:
         options = StackOptions(
             run_dir=Path(run_dir),
@@ -70,6 +73,20 @@ def running(
         )
         with NativeStack(options) as stack:
             yield stack
+
+
+def legacy_command(code: Path) -> Callable[[int], list[str]]:
+    """How replicas were started before `mlstack serve` (commits before the replica was reshaped)."""
+    flat = (code / "backend" / "mlstack" / "http_protocol.py").exists()
+    protocol = "mlstack.http_protocol" if flat else "mlstack.server.http_protocol"
+
+    def command(port: int) -> list[str]:
+        uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "mlstack.main:create_app"]
+        listen = ["--host", "127.0.0.1", "--port", str(port), "--timeout-keep-alive", "75", "--no-access-log"]
+        fast = ["--loop", "uvloop", "--http", f"{protocol}:HttpToolsProtocol"]
+        return [*uvicorn, *listen, *fast, "--timeout-graceful-shutdown", "10"]
+
+    return command
 
 
 def get_json(stack: NativeStack, path: str) -> Any:

@@ -21,10 +21,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mlstack.cli import main as cli
-from mlstack.manifest import Manifest
-from mlstack.runtime import OnnxRuntime, Runtime, SklearnRuntime
-from mlstack.store import ModelStore
-from mlstack.validation import Rows, Validator
+from mlstack.serving.runtime import OnnxRuntime, Runtime, SklearnRuntime
+from mlstack.serving.validation import Rows, Validator
+from mlstack.store.manifest import Manifest
+from mlstack.store.model_store import ModelStore
 
 
 def sample_rows(manifest: Manifest, count: int, seed: int = 0) -> Rows:

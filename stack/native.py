@@ -13,6 +13,7 @@ import pwd
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,9 @@ class StackOptions:
     host: str = "127.0.0.1"
     replica_env: dict[str, str] = field(default_factory=dict)
     gateway_templates: Path = gateway.TEMPLATES
+    replica_command: Callable[[int], list[str]] | None = None
+    """How a replica on a port is started, when not with this checkout's `mlstack serve` (the benchmark
+    runs an older checkout's replicas)."""
     gateway_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     @classmethod
@@ -249,26 +253,7 @@ class NativeStack:
 
     def _replica_process(self, index: int) -> Process:
         port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "mlstack.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--timeout-keep-alive",
-            "75",
-            "--no-access-log",
-            "--loop",
-            "uvloop",
-            "--http",
-            "mlstack.http_protocol:HttpToolsProtocol",
-            "--timeout-graceful-shutdown",
-            "10",
-        ]
+        command = (self.options.replica_command or serve_command)(port)
         env = {
             "BACKEND_STORE_DIR": str(self.options.store_dir),
             "BACKEND_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
@@ -351,6 +336,10 @@ class NativeStack:
         return Process(
             "gateway", "gateway", command, self.logs / "gateway.log", port=self.options.gateway_port
         )
+
+
+def serve_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "mlstack", "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def _run_dir_owner(run_dir: Path) -> str | None:

@@ -41,6 +41,8 @@ NOT_IN_KUBERNETES = {
     "GATEWAY_RESOLVER": "the gateway reads the cluster DNS from the pod's resolv.conf by itself",
     "BACKEND_REPLICAS": "the native launcher's count; here `replicas:` and the autoscaler count",
     "BACKEND_REPLICA_NAME": "its default, the host name, is the pod's name",
+    "BACKEND_HOST": "the image's CMD says `mlstack serve --host 0.0.0.0`",
+    "BACKEND_PORT": "the image's CMD says `--port 8000`, which the probes and Services use",
     "STACK_RUN_DIR": "the native launcher's run directory",
     "STACK_UI_PORT": "the native launcher's loopback port for the UI",
     "LOADTEST_RUN_STATE": "the native stack's run-state file; the job is given LOADTEST_HOST",
@@ -213,28 +215,26 @@ def test_every_service_targets_a_port_its_pods_open(overlay: str) -> None:
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= opened, service["metadata"]["name"]
 
 
-def replica_graceful_shutdown_s() -> float:
-    """How long a replica lets requests finish after SIGTERM, wherever the image's command says it."""
+def replica_graceful_shutdown_s(objects: tuple[Object, ...]) -> float:
+    """How long a replica lets requests finish after SIGTERM: the image's CMD, `mlstack serve`, drains for
+    BACKEND_GRACEFUL_SHUTDOWN_S, as the pod's settings give it."""
     cmd = _dockerfile_json(ROOT / "backend" / "Dockerfile", "CMD")
-    if "--timeout-graceful-shutdown" in cmd:
-        return float(cmd[cmd.index("--timeout-graceful-shutdown") + 1])
-    graceful = [(n, f) for n, f in BackendSettings.model_fields.items() if "graceful" in n]
-    assert len(graceful) == 1, "the replica's graceful-shutdown time is neither in its CMD nor a setting"
-    name, field = graceful[0]
-    configured = config_map(rendered("prod"), "backend-config").get(f"BACKEND_{name.upper()}")
-    return float(configured if configured is not None else field.default)
+    assert cmd[:2] == ["mlstack", "serve"], f"the image runs {cmd}: say here where its drain time comes from"
+    configured = config_map(objects, "backend-config").get("BACKEND_GRACEFUL_SHUTDOWN_S")
+    return float(configured or BackendSettings.model_fields["graceful_shutdown_s"].default)
 
 
 @pytest.mark.parametrize("overlay", kubernetes.OVERLAYS)
 def test_termination_grace_covers_the_drain_and_the_replicas_graceful_shutdown(overlay: str) -> None:
-    backend = workload(rendered(overlay), "backend")
+    objects = rendered(overlay)
+    backend = workload(objects, "backend")
     drain_s = backend.containers[0]["lifecycle"]["preStop"]["sleep"]["seconds"]
     backends_conf = (ROOT / "nginx" / "api_backends.conf.j2").read_text()
     nginx_valid_s = int(re.search(r"resolver \{\{ resolver \}\} valid=(\d+)s", backends_conf)[1])  # type: ignore[index]
 
     # the pod leaves DNS while it still serves: nginx's re-resolution plus the cluster DNS's cache
     assert drain_s >= nginx_valid_s + CLUSTER_DNS_TTL_S
-    assert backend.pod["terminationGracePeriodSeconds"] >= drain_s + replica_graceful_shutdown_s()
+    assert backend.pod["terminationGracePeriodSeconds"] >= drain_s + replica_graceful_shutdown_s(objects)
 
 
 def test_the_store_is_mounted_where_the_replicas_look_for_it() -> None:

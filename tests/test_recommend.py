@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from mlstack.cli import main as mlstack
-from mlstack.store import ModelStore
+from mlstack.store.model_store import ModelStore
 from mlstack.training.interactions import demo_interactions
 from stack.native import NativeStack
 from stacks import gateway_entry, running_stack
@@ -354,14 +354,17 @@ def test_a_history_keeps_the_newest_events_and_still_knows_the_dropped_ids(
 
 
 @pytest.mark.faults
-def test_without_the_data_redis_user_routes_are_503_and_visitors_still_get_answers(
+def test_without_the_data_redis_user_routes_are_503_and_known_users_get_popular_items_said_so(
     rec_stack: NativeStack, genre_of: dict[str, str]
 ) -> None:
+    """Issue 19's choice: a recommendation for a known user answers at once from popularity, marked
+    degraded and never cached, rather than failing; user-data routes answer 503 with Retry-After."""
+    fan = new_user(rec_stack, events=likes(of_genre(genre_of, "Horror", 6)))
     data_redis = rec_stack.process("redis-data")
     data_redis.stop()
     try:
         read = api(rec_stack, "GET", "/v1/users/anyone")
-        known = recommend(rec_stack, "anyone")
+        known = recommend(rec_stack, fan)
         visitor = api(
             rec_stack,
             "POST",
@@ -371,12 +374,18 @@ def test_without_the_data_redis_user_routes_are_503_and_visitors_still_get_answe
         )
     finally:
         rec_stack.restart(data_redis)
+    back = recommend(rec_stack, fan)
 
     assert read.status_code == 503
     assert read.headers["Retry-After"] == "2"
     assert "error" in read.json()
-    assert known.status_code == 503
+    assert known.status_code == 200
+    assert known.headers["X-Degraded"].startswith("user data unavailable")
+    assert known.headers["X-Cache"] == "BYPASS"
+    assert known.json()["sources"] == ["popular"]
     assert visitor.status_code == 200
+    assert "X-Degraded" not in back.headers
+    assert back.json()["sources"] != ["popular"]  # personal again: the degraded answer was not kept
 
 
 def test_a_recommendation_cached_just_after_an_erasure_is_swept_as_well(rec_stack: NativeStack) -> None:

@@ -14,9 +14,9 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from mlstack.errors import ServingError
-from mlstack.lifecycle import Lifecycle, primary_metric
-from mlstack.manifest import MODEL_NAME, Manifest
-from mlstack.store import ModelStore
+from mlstack.serving.lifecycle import Lifecycle, primary_metric
+from mlstack.store.manifest import MODEL_NAME, Manifest
+from mlstack.store.model_store import ModelStore
 from mlstack.training.datasets import DEMO_SETS, demo_dataset
 from mlstack.training.publish import TrainingRequest, frame_sha256, guess_task, train_and_publish
 from mlstack.training.recommend_cli import RECOMMEND_DEMO, train_recommender
@@ -115,10 +115,23 @@ def _lifecycle_commands(commands: Any) -> None:
     canary.set_defaults(handler=_canary)
     verify = commands.add_parser("verify", help="re-check every version's files, sha256 and library versions")
     verify.set_defaults(handler=_verify)
+    serve = commands.add_parser("serve", help="run one serving replica until SIGTERM (settings: BACKEND_*)")
+    serve.add_argument("--host", help="listen address (default: BACKEND_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: BACKEND_PORT or 8000)")
+    serve.set_defaults(handler=_serve)
     for sub in (listing, promote, rollback, canary, verify):
         sub.add_argument(
             "--store-dir", type=Path, help="model store root (default: BACKEND_STORE_DIR or model_store)"
         )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mlstack.server.launch import serve  # the serving stack only for this command
+    from mlstack.settings import Settings
+
+    given = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
+    serve(Settings(**given))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
-"""Builds one replica. Nothing happens at import: `uvicorn --factory mlstack.main:create_app` builds it."""
+"""Builds one replica: wiring only. Nothing happens at import; `mlstack serve` (server/launch.py) runs it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,21 +11,25 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from mlstack import __version__, allocator, errors
-from mlstack.api import admin, docs, ops, users, v1, v2
+from mlstack import __version__, errors
+from mlstack.api import admin, convertors, docs, ops, users, v1, v2
 from mlstack.api.body import component_schemas
-from mlstack.edge import EdgeMiddleware
-from mlstack.inference import Inference
-from mlstack.metrics import Metrics
-from mlstack.observability import configure_logging
-from mlstack.registry import Registry
-from mlstack.schemas.v1 import V1PredictRequest
-from mlstack.schemas.v2 import InferenceRequest
+from mlstack.api.memory import AnswerMemory
+from mlstack.api.middleware import EdgeMiddleware
+from mlstack.api.schemas.v1 import V1PredictRequest
+from mlstack.api.schemas.v2 import InferenceRequest
+from mlstack.cache.predictions import PredictionCache
+from mlstack.recommend.erasure import CachedRecommendations
+from mlstack.serving.core import Predictor
+from mlstack.serving.registry import Registry
+from mlstack.serving.runtimes import RuntimeFactory
+from mlstack.serving.watcher import StoreWatcher
 from mlstack.settings import Settings
-from mlstack.stats import StatsBoard
-from mlstack.store import ModelStore
-from mlstack.users import UserStore
-from mlstack.watcher import StoreWatcher
+from mlstack.store.model_store import ModelStore
+from mlstack.telemetry.board import StatsBoard
+from mlstack.telemetry.logs import configure_logging
+from mlstack.telemetry.metrics import Metrics
+from mlstack.users.store import UserStore
 
 API_KEY_SCHEMES = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -33,28 +37,34 @@ API_KEY_SCHEMES = {
 }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, on_version_loaded: Callable[[], None] | None = None
+) -> FastAPI:
+    """`on_version_loaded`: what the serving process does after each model version is loaded."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.replica_name)
     metrics = Metrics(settings.replica_name)  # its own CollectorRegistry: apps in one process do not collide
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        allocator.keep_freed_memory()
-        app.state.settings = settings
-        app.state.metrics = metrics
         store = ModelStore(settings.store_dir, settings.max_artifact_bytes)
-        app.state.registry = Registry(store, settings, metrics)
-        await app.state.registry.load_all()  # verifies every artifact before it unpickles it
-        async with (
-            UserStore.start(settings) as user_store,
-            Inference.start(settings, app.state.registry, metrics, user_store) as inference,
-            StatsBoard.start(settings, metrics) as board,
-            StoreWatcher.start(settings, app.state.registry) as watcher,
-        ):
-            app.state.inference, app.state.stats, app.state.watcher = inference, board, watcher
-            app.state.users = user_store
-            yield
+        cache = PredictionCache(
+            settings, on_near_hits=metrics.near_cache_rows.inc, on_unwritten=metrics.cache_unwritten_rows.inc
+        )
+        async with UserStore.start(settings) as user_store, cache.running():
+            runtimes = RuntimeFactory(settings, store, user_store)
+            registry = Registry(store, runtimes, metrics, on_version_loaded or (lambda: None))
+            await registry.load_all()  # verifies every artifact before it unpickles it
+            async with (
+                Predictor.start(settings, registry, cache, metrics) as predictor,
+                StatsBoard.start(settings, metrics) as board,
+                StoreWatcher.start(settings, registry) as watcher,
+            ):
+                app.state.settings, app.state.metrics, app.state.registry = settings, metrics, registry
+                app.state.answers = AnswerMemory(predictor, cache, metrics)
+                app.state.recommendations = CachedRecommendations(cache)
+                app.state.users, app.state.stats, app.state.watcher = user_store, board, watcher
+                yield
 
     app = FastAPI(
         title="mlstack",
@@ -65,14 +75,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         # FastAPI's OpenTelemetry hooks ask the global providers on every request; the replica's metrics
-        # are its own Prometheus series (metrics.py), so they stay off
+        # are its own Prometheus series (telemetry/metrics.py), so they stay off
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
-    for router in (v1.router, v2.router, admin.router, ops.router, users.router):
+    convertors.register()  # the {model:model} and {version:version} path types, before any route is built
+    for module in (v1, v2, admin, ops, users):
         # The routes themselves, not include_router(): FastAPI matches an included router lazily, route
         # by route and twice per request, which cost 18 µs of a 100 µs request.
-        app.router.routes.extend(router.routes)
+        app.router.routes.extend(module.router().routes)
     # Routes are tried in order, a regular expression each: the prediction routes, nearly every request,
     # come first. No two routes match the same method and path, so the order changes nothing else.
     app.router.routes.sort(key=lambda route: not _predicts(route))

@@ -68,20 +68,20 @@ class Settings(BaseSettings):
     store_poll_s: float = Field(default=2.0, ge=0)
     """How often a replica checks the store's CURRENT and CANARY files (0: only when told over Redis)."""
 
-    batching_enabled: bool = True
+    microbatch_enabled: bool = True
     """Gather concurrent requests for the same model version into one pipeline call."""
 
-    batch_max_rows: int = Field(default=256, ge=1)
+    microbatch_max_rows: int = Field(default=256, ge=1)
     """Most rows one gathered call predicts; a request this large or larger is predicted alone."""
 
-    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    microbatch_max_wait_ms: float = Field(default=2.0, ge=0)
     """Longest a request waits for others to join its call (0: merge only what is already waiting)."""
 
     onnx_enabled: bool = True
     """Serve a version with onnxruntime (one thread) when it has a verified ONNX export; else, or when
     false, with its joblib pipeline. A broken ONNX file is logged and the joblib pipeline serves."""
 
-    max_batch_rows: int = Field(default=1000, ge=1)
+    max_instances: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""
 
     max_string_length: int = Field(default=256, ge=1)
@@ -89,6 +89,19 @@ class Settings(BaseSettings):
 
     gateway_token: SecretStr | None = None
     """Shared secret only the gateway sends (X-Gateway-Token); unset means no check (local development)."""
+
+    host: str = "127.0.0.1"
+    """Address `mlstack serve` listens on (0.0.0.0 in a container)."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port `mlstack serve` listens on."""
+
+    keep_alive_s: float = Field(default=75.0, gt=0)
+    """How long an idle connection stays open. Longer than the gateway's upstream keep-alive (60 s): a
+    connection the replica closes first can meet a request on its way, which then fails."""
+
+    graceful_shutdown_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long requests in flight may finish before the replica exits."""
 
     replica_name: str = Field(default_factory=socket.gethostname)
     """How this replica names itself in logs and statistics."""

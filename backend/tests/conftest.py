@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlstack.cli import main as cli
+from mlstack.frames import prepare_frame
 from mlstack.main import create_app
-from mlstack.manifest import Manifest
 from mlstack.settings import Settings
-from mlstack.store import ModelStore
+from mlstack.store.manifest import Manifest
+from mlstack.store.model_store import ModelStore
 from mlstack.training.onnx_export import PROBA_TOLERANCE, REGRESSION_TOLERANCE
-from mlstack.training.pipeline import prepare_frame
 
 from .servers import RedisServer, redis_server, running_replica
 

@@ -42,28 +42,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running_replica(store_dir: Path, log: Path, **settings: str) -> Iterator[str]:
-    """`uvicorn --factory mlstack.main:create_app` with BACKEND_* settings; yields its base URL."""
+    """`mlstack serve` with BACKEND_* settings, as the stack and the image run it; yields its base URL."""
     port = free_port()
     env = {**os.environ, "BACKEND_STORE_DIR": str(store_dir), "OMP_NUM_THREADS": "1"}
     env.update({f"BACKEND_{k.upper()}": v for k, v in settings.items()})
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "mlstack.main:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--timeout-keep-alive",
-        "75",
-        "--loop",
-        "uvloop",
-        "--http",
-        "mlstack.http_protocol:HttpToolsProtocol",  # as the stack and the image run it
-    ]
+    command = [sys.executable, "-m", "mlstack", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

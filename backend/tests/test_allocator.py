@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and Linux")
 
-KEEP = "from mlstack.allocator import keep_freed_memory\nassert keep_freed_memory()\n"
+KEEP = "from mlstack.server.tuning import keep_freed_memory\nassert keep_freed_memory()\n"
 
 CHURN = """
 import resource
@@ -28,11 +28,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 STARTED_REPLICA = """
+import uvicorn
 from fastapi.testclient import TestClient
-from mlstack.main import create_app
+from mlstack.server import launch
 from mlstack.settings import Settings
 
-TestClient(create_app(Settings(store_dir={store!r}, redis_url=None))).__enter__()  # startup, and up
+served = []
+uvicorn.Server.run = lambda server, sockets=None: served.append(server.config.app)  # no socket: the app
+launch.serve(Settings(store_dir={store!r}, redis_url=None))  # the entry point `mlstack serve` runs
+TestClient(served[0]).__enter__()  # startup, and up
 """
 
 MMAPPED_BLOCKS = """

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlstack.batching import Batcher
-from mlstack.runtime import Prediction, SklearnRuntime
-from mlstack.store import ModelStore
-from mlstack.validation import Rows, Validator
+from mlstack.serving.batching import Batcher
+from mlstack.serving.runtime import Prediction, SklearnRuntime
+from mlstack.serving.validation import Rows, Validator
+from mlstack.store.model_store import ModelStore
 
 from .test_api_v1 import varied_rows
 

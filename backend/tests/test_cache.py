@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis as RedisClient
 
-from mlstack.cache import MAX_WRITING_ROWS, PredictionCache
+from mlstack.cache.predictions import MAX_WRITING_ROWS, PredictionCache
 from mlstack.cli import main as cli
 from mlstack.settings import Settings
 
@@ -270,19 +271,19 @@ def test_a_late_lookup_bypasses_its_requests_only_while_redis_answers_its_pings(
     settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=50, cache_retry_after_s=30)
 
     async def scenario() -> tuple[list[Any] | None, bool, list[Any] | None]:
-        cache = PredictionCache(settings)
-        cache.start()
-        await asyncio.sleep(0.3)  # the watch connection is open
-        cache.put_many([("mlstack:pred:test:kept", {"l": 1})])
-        await asyncio.sleep(0.1)
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            late = await cache.get_many(["mlstack:pred:test:kept"], near=False)  # times out after 50 ms
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        available = cache.available
-        again = await cache.get_many(["mlstack:pred:test:kept"], near=False)
-        await cache.close()
+        async with PredictionCache(settings).running() as cache:
+            near = cache.near
+            assert near is not None
+            await until(lambda: near.watching)  # the watch connection is open
+            cache.put_many([("mlstack:pred:test:kept", {"l": 1})])
+            await until(lambda: RedisClient.from_url(redis.url).exists("mlstack:pred:test:kept") == 1)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                late = await cache.get_many(["mlstack:pred:test:kept"], near=False)  # times out after 50 ms
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            available = cache.available
+            again = await cache.get_many(["mlstack:pred:test:kept"], near=False)
         return late, available, again
 
     late, available, again = asyncio.run(scenario())
@@ -368,3 +369,11 @@ def test_a_hung_redis_stops_the_copies_within_two_pings(
     assert hung[0] == "BYPASS"
     assert took_s < 0.5
     assert hung[1]["predictions"] == from_memory[1]["predictions"]
+
+
+async def until(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait, without blocking the loop, until `check` holds; fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

@@ -1,26 +1,35 @@
-"""The garbage collector is tuned for serving once a replica has loaded its models."""
+"""The garbage collector is tuned for serving by the entry point, and the models frozen once loaded."""
 
 from __future__ import annotations
 
-import gc
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+from mlstack.server.tuning import YOUNG_GC_THRESHOLD
 
-from mlstack.main import create_app
-from mlstack.registry import YOUNG_GC_THRESHOLD
+SERVED = """
+import gc
+import uvicorn
+from fastapi.testclient import TestClient
+from mlstack.server import launch
 from mlstack.settings import Settings
 
+served = []
+uvicorn.Server.run = lambda server, sockets=None: served.append(server.config.app)  # no socket: the app
+launch.serve(Settings(store_dir={store!r}, redis_url=None))  # the entry point `mlstack serve` runs
+with TestClient(served[0]):
+    print(gc.get_freeze_count(), gc.get_threshold()[0])
+"""
 
-def test_loading_freezes_the_models_and_widens_the_young_generation(trained_store: Path) -> None:
-    before = gc.get_threshold()
-    gc.unfreeze()
-    gc.set_threshold(700, *before[1:])  # Python's default, whatever earlier tests left
-    try:
-        with TestClient(create_app(Settings(store_dir=trained_store, redis_url=None))):
-            frozen, threshold = gc.get_freeze_count(), gc.get_threshold()
-    finally:
-        gc.set_threshold(*before)
+
+def test_serving_freezes_the_loaded_models_and_widens_the_young_generation(trained_store: Path) -> None:
+    code = textwrap.dedent(SERVED.format(store=str(trained_store)))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    frozen, threshold = (int(word) for word in done.stdout.split()[-2:])
 
     assert frozen > 10_000  # the loaded pipelines and their modules, out of every collection's sight
-    assert threshold == (YOUNG_GC_THRESHOLD, *before[1:])
+    assert threshold == YOUNG_GC_THRESHOLD

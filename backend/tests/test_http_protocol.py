@@ -7,7 +7,7 @@ import socket
 
 import httpx
 
-from mlstack.http_protocol import HeadWithBody
+from mlstack.server.http_protocol import HeadWithBody
 
 
 class RecordingTransport(asyncio.Transport):

@@ -6,7 +6,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from mlstack.near_cache import NearCache
+from mlstack.cache.near import NearCache
 
 
 def near(max_entries: int, ttl_s: float) -> NearCache:

@@ -16,13 +16,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from mlstack.cli import main as cli
+from mlstack.frames import prepare_frame
 from mlstack.main import create_app
-from mlstack.manifest import Feature, Training
 from mlstack.settings import Settings
-from mlstack.store import ModelStore, build_manifest
+from mlstack.store.manifest import Feature, Training
+from mlstack.store.model_store import ModelStore, build_manifest
 from mlstack.training import onnx_export, search
 from mlstack.training.datasets import demo_dataset
-from mlstack.training.pipeline import build_pipeline, infer_schema, prepare_frame
+from mlstack.training.pipeline import build_pipeline, infer_schema
 from mlstack.training.publish import _DRAFT_ARTIFACT
 
 from .conftest import assert_same_answers, in_process

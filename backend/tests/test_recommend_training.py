@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from mlstack.cli import main
-from mlstack.manifest import Manifest
-from mlstack.recommender import Recommender, top_k
-from mlstack.store import ModelStore
+from mlstack.recommend.model import Recommender, top_k
+from mlstack.store.manifest import Manifest
+from mlstack.store.model_store import ModelStore
 from mlstack.training.interactions import GENRES, demo_interactions
 from mlstack.training.recommend import fit, user_item
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from mlstack.recommender import _weighted_rows
+from mlstack.recommend.model import _weighted_rows
 
 
 def test_weighted_rows_equal_scipys_product_with_empty_and_repeated_rows() -> None:

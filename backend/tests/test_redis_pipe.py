@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from redis import Redis as RedisClient
 
-from mlstack.redis_pipe import RedisPipe, ReplyError, pack_set_ex
+from mlstack import connections
+from mlstack.cache.pipe import RedisPipe, ReplyError, pack_set_ex
+from mlstack.settings import Settings
 
 from .servers import RedisServer, redis_server
 
@@ -25,7 +27,8 @@ def test_commands_of_one_turn_leave_in_one_write_and_get_their_own_replies(redis
     stats = RedisClient.from_url(redis.url)
 
     async def scenario() -> tuple[list[Any], int]:
-        pipe = RedisPipe(redis.url, timeout_s=1)
+        pipe = connections.cache_lookups(Settings(redis_url=redis.url))
+        assert pipe is not None
         await pipe.call("PING")  # connected
         before = reads_processed(stats)
         replies = await asyncio.gather(
@@ -167,7 +170,8 @@ def test_tcp_connections_ask_the_kernel_to_find_a_vanished_peer(redis: RedisServ
     options are what is checked.)"""
 
     async def scenario() -> tuple[int, int, int]:
-        pipe = RedisPipe(redis.url, timeout_s=1)
+        pipe = connections.cache_lookups(Settings(redis_url=redis.url))
+        assert pipe is not None
         await pipe.call("PING")
         sock = pipe._connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
         options = (
@@ -189,13 +193,13 @@ def test_a_slow_connection_is_not_abandoned_at_a_commands_budget(
 ) -> None:
     """In Compose, resolving `redis` and connecting took longer than a lookup's 25 ms: each lookup gave
     up the connection it was making, and the cache was bypassed for good."""
-    from mlstack import redis_pipe
+    from mlstack.cache import pipe as redis_pipe
 
     dial = redis_pipe._dial
 
-    async def slow_dial(params: dict[str, Any]) -> Any:
+    async def slow_dial(params: dict[str, Any], keepalive: dict[int, int]) -> Any:
         await asyncio.sleep(0.1)  # stands in for a slow name lookup, which cannot be made to happen here
-        return await dial(params)
+        return await dial(params, keepalive)
 
     monkeypatch.setattr(redis_pipe, "_dial", slow_dial)
 

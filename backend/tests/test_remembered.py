@@ -11,11 +11,12 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from mlstack.api.v1 import V1
-from mlstack.api.v2 import V2
+from mlstack.api.answer import Answer, Edge
+from mlstack.api.memory import AnswerMemory
+from mlstack.api.v1_codec import V1
+from mlstack.api.v2_codec import V2
 from mlstack.cli import main as cli
-from mlstack.inference import Edge, Inference, Result
-from mlstack.registry import Loaded
+from mlstack.serving.core import Predictor
 
 from .servers import RedisServer
 from .test_api_v1 import varied_rows
@@ -29,27 +30,20 @@ def body(cached_client: TestClient) -> bytes:
 
 
 class Counted:
-    """A protocol's real edge, counting its calls: an answer from memory makes none."""
+    """A protocol's real edge, counting the answers it computes: an answer from memory makes none."""
 
     def __init__(self, edge: Edge = V1) -> None:
         self.edge, self.name = edge, edge.name
-        self.parsed = self.rendered = 0
+        self.answered = 0
 
-    def parse(self, raw: bytes) -> Any:
-        self.parsed += 1
-        return self.edge.parse(raw)
-
-    async def predict(self, inference: Inference, loaded: Loaded, request: Any) -> Result:
-        return await self.edge.predict(inference, loaded, request)
-
-    def render(self, result: Result, request: Any) -> bytes:
-        self.rendered += 1
-        return self.edge.render(result, request)
+    async def answer(self, predictor: Predictor, model: str, version: str | None, body: bytes) -> Answer:
+        self.answered += 1
+        return await self.edge.answer(predictor, model, version, body)
 
 
 def answer(client: TestClient, body: bytes, counted: Counted, version: str | None = None) -> Any:
-    inference: Inference = client.app.state.inference  # type: ignore[attr-defined]
-    return client.portal.call(inference.answer_body, "churn", version, body, counted)  # type: ignore[union-attr]
+    memory: AnswerMemory = client.app.state.answers  # type: ignore[attr-defined]
+    return client.portal.call(memory.answer, counted, "churn", version, body)  # type: ignore[union-attr]
 
 
 def post(client: TestClient, body: bytes, url: str = PREDICT) -> tuple[str, bytes]:
@@ -76,7 +70,7 @@ def test_a_body_sent_again_is_answered_from_memory_once_its_rows_were_hits(
 
     assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
     assert len({payload for payload, _ in answers}) == 1
-    assert (counted.parsed, counted.rendered) == (2, 2)  # a miss, a hit through Redis, then memory
+    assert counted.answered == 2  # a miss, a hit through Redis, then memory
 
 
 def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(cached_client: TestClient) -> None:
@@ -98,7 +92,7 @@ def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(cached_client:
     assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
     assert {orjson.loads(payload)["id"] for payload, _ in answers} == {"same-request-7"}
     assert len({payload for payload, _ in answers}) == 1
-    assert (counted.parsed, counted.rendered) == (2, 2)
+    assert counted.answered == 2
 
 
 def test_an_equal_body_spelled_differently_is_not_taken_for_the_same_bytes(
@@ -111,7 +105,7 @@ def test_an_equal_body_spelled_differently_is_not_taken_for_the_same_bytes(
     payload, headers = answer(cached_client, respelled, counted)
 
     assert headers["X-Cache"] == "HIT"  # its row is cached, by its canonical form
-    assert counted.parsed == 1
+    assert counted.answered == 1
     assert payload == post(cached_client, body)[1]
 
 

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from mlstack.cli import main as cli
 from mlstack.main import create_app
-from mlstack.runtime import OnnxRuntime, SklearnRuntime
+from mlstack.serving.runtime import OnnxRuntime, SklearnRuntime
+from mlstack.serving.validation import Validator
 from mlstack.settings import Settings
-from mlstack.store import ModelStore
+from mlstack.store.model_store import ModelStore
 from mlstack.training.onnx_export import PROBA_TOLERANCE, REGRESSION_TOLERANCE
-from mlstack.validation import Validator
 
 from .conftest import DEMO_MODELS, assert_same_answers, in_process
 from .servers import running_replica
@@ -121,7 +121,7 @@ def test_concurrent_requests_to_a_joblib_only_model_are_batched(tmp_path: Path) 
     manifest = ModelStore(store).verify("churn", "1")
     rows = varied_rows(manifest.model_dump(), 32, nulls=True)
 
-    with running_replica(store, tmp_path / "r.log", batch_max_wait_ms="20") as url:
+    with running_replica(store, tmp_path / "r.log", microbatch_max_wait_ms="20") as url:
         served = httpx.get(f"{url}/v1/models/churn").json()
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(lambda r: _predict(url, r), rows))

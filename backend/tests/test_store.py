@@ -10,7 +10,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 from mlstack.errors import ArtifactRejected, ModelNotFound
-from mlstack.store import ModelStore
+from mlstack.store.model_store import ModelStore
 
 
 def version_dir(store_dir: Path, model: str = "churn", version: str = "1") -> Path:

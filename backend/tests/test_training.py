@@ -12,10 +12,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mlstack.cli import main
-from mlstack.manifest import Manifest
-from mlstack.store import ModelStore
+from mlstack.frames import prepare_frame
+from mlstack.store.manifest import Manifest
+from mlstack.store.model_store import ModelStore
 from mlstack.training.datasets import demo_dataset
-from mlstack.training.pipeline import prepare_frame
 from mlstack.training.publish import frame_sha256
 from mlstack.training.search import split
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from mlstack.errors import BadInput
-from mlstack.manifest import Feature
-from mlstack.validation import COLUMNS_FROM_ROWS, Rows, Validator
+from mlstack.serving.validation import COLUMNS_FROM_ROWS, Rows, Validator
+from mlstack.store.manifest import Feature
 
 FEATURES = [
     Feature(name="amount", type="number", nullable=True),

@@ -7,14 +7,11 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlstack.api import convertors  # noqa: F401  (registers the {model:model} and {version:version} path types)
 from mlstack.api.body import json_response
+from mlstack.api.deps import RegistryDep
 from mlstack.api.lean_route import LeanRoute
-from mlstack.deps import RegistryDep
-from mlstack.lifecycle import Lifecycle
-from mlstack.registry import Registry
-
-router = APIRouter(tags=["admin"], route_class=LeanRoute)
+from mlstack.serving.lifecycle import Lifecycle
+from mlstack.serving.registry import Registry
 
 
 class PromoteRequest(BaseModel):
@@ -48,7 +45,6 @@ def _serving(registry: Registry, model: str) -> dict[str, object]:
     }
 
 
-@router.put("/v1/models/{model:model}/current")
 async def promote(model: str, body: PromoteRequest, request: Request, registry: RegistryDep) -> Response:
     """Admin: make a verified version current (409 if it fails verification or its metric is worse)."""
     previous = await asyncio.to_thread(Lifecycle(registry.store).promote, model, body.version, body.force)
@@ -56,7 +52,6 @@ async def promote(model: str, body: PromoteRequest, request: Request, registry: 
     return json_response({**_serving(registry, model), "previous_version": previous})
 
 
-@router.post("/v1/models/{model:model}:rollback")
 async def rollback(model: str, request: Request, registry: RegistryDep) -> Response:
     """Admin: go back to the version that was current before (409 when there is none)."""
     previous, _ = await asyncio.to_thread(Lifecycle(registry.store).rollback, model)
@@ -64,7 +59,6 @@ async def rollback(model: str, request: Request, registry: RegistryDep) -> Respo
     return json_response({**_serving(registry, model), "previous_version": previous})
 
 
-@router.put("/v1/models/{model:model}/canary")
 async def set_canary(model: str, body: CanaryRequest, request: Request, registry: RegistryDep) -> Response:
     """Admin: send `percent` of unpinned predictions to `version`; X-Model-Version tells which answered."""
     await asyncio.to_thread(Lifecycle(registry.store).set_canary, model, body.version, body.percent)
@@ -72,7 +66,6 @@ async def set_canary(model: str, body: CanaryRequest, request: Request, registry
     return json_response(_serving(registry, model))
 
 
-@router.delete("/v1/models/{model:model}/canary", status_code=204)
 async def stop_canary(model: str, request: Request, registry: RegistryDep) -> Response:
     """Admin: all traffic back to the current version."""
     await asyncio.to_thread(Lifecycle(registry.store).clear_canary, model)
@@ -80,9 +73,19 @@ async def stop_canary(model: str, request: Request, registry: RegistryDep) -> Re
     return Response(status_code=204)
 
 
-@router.delete("/v1/models/{model:model}/versions/{version:version}", status_code=204)
 async def delete_version(model: str, version: str, registry: RegistryDep) -> Response:
     """Admin: remove a version that is neither current nor canary (409 otherwise)."""
     await asyncio.to_thread(Lifecycle(registry.store).delete, model, version)
     registry.forget(model, version)
     return Response(status_code=204)
+
+
+def router() -> APIRouter:
+    """The routes of this module, built when an app is (the path types are registered then)."""
+    router = APIRouter(tags=["admin"], route_class=LeanRoute)
+    router.put("/v1/models/{model:model}/current")(promote)
+    router.post("/v1/models/{model:model}:rollback")(rollback)
+    router.put("/v1/models/{model:model}/canary")(set_canary)
+    router.delete("/v1/models/{model:model}/canary", status_code=204)(stop_canary)
+    router.delete("/v1/models/{model:model}/versions/{version:version}", status_code=204)(delete_version)
+    return router

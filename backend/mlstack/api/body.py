@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from mlstack.errors import MalformedRequest, UnsupportedMediaType
-from mlstack.observability import header
+from mlstack.telemetry.logs import header
 
 JSON_TYPES = ("application/json", "")  # no Content-Type at all is taken as JSON: tritonclient sends none
 UNSUPPORTED_HEADERS = frozenset({b"content-encoding", b"inference-header-content-length"})

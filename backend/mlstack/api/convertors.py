@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 
-from mlstack.manifest import MODEL_NAME, VERSION_NAME
+from mlstack.store.manifest import MODEL_NAME, VERSION_NAME
 
 
 class _NameConvertor(Convertor[str]):
@@ -23,5 +23,7 @@ class VersionConvertor(_NameConvertor):
     regex = VERSION_NAME.pattern.strip("^$")
 
 
-register_url_convertor("model", ModelNameConvertor())
-register_url_convertor("version", VersionConvertor())
+def register() -> None:
+    """Starlette keeps path types in one table per process; registering again replaces them alike."""
+    register_url_convertor("model", ModelNameConvertor())
+    register_url_convertor("version", VersionConvertor())

@@ -8,16 +8,20 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from mlstack.api.body import json_response
 from mlstack.api.lean_route import LeanRoute
 
-router = APIRouter(tags=["operations"], route_class=LeanRoute)
 
-
-@router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """This replica's Prometheus metrics (scrape each replica directly; the gateway balances)."""
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/stats")
 async def stats(request: Request) -> Response:
     """Every live replica's figures for the last minute: requests, errors, latency percentiles, cache."""
     return json_response({"replicas": await request.app.state.stats.replicas()})
+
+
+def router() -> APIRouter:
+    """The routes of this module, built when an app is (the path types are registered then)."""
+    router = APIRouter(tags=["operations"], route_class=LeanRoute)
+    router.get("/metrics", include_in_schema=False)(metrics)
+    router.get("/v1/stats")(stats)
+    return router

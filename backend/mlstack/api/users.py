@@ -12,22 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from mlstack import user_input
 from mlstack.api.body import json_object, json_response
+from mlstack.api.deps import RecommendationsDep, RegistryDep, SettingsDep, UsersDep
 from mlstack.api.lean_route import LeanRoute
-from mlstack.deps import InferenceDep, RegistryDep, SettingsDep
 from mlstack.errors import Conflict, ModelNotReady, NotFound, UserDataUnavailable
-from mlstack.recommend_runtime import RecommenderRuntime
-from mlstack.users import UserStore
-
-router = APIRouter(tags=["users"], route_class=LeanRoute)
-
-
-def get_users(request: Request) -> UserStore:
-    return request.app.state.users  # type: ignore[no-any-return]
-
-
-UsersDep = Annotated[UserStore, Depends(get_users)]
+from mlstack.recommend.runtime import RecommenderRuntime
+from mlstack.users import payloads as user_input
+from mlstack.users.store import UserStore
 
 
 async def catalogue(registry: RegistryDep, settings: SettingsDep) -> RecommenderRuntime:
@@ -44,7 +35,6 @@ async def catalogue(registry: RegistryDep, settings: SettingsDep) -> Recommender
 CatalogueDep = Annotated[RecommenderRuntime, Depends(catalogue)]
 
 
-@router.post("/v1/users", status_code=201)
 async def create_user(
     request: Request, users: UsersDep, items: CatalogueDep, settings: SettingsDep
 ) -> Response:
@@ -60,13 +50,11 @@ async def create_user(
     return json_response(user, status_code=201, headers={"Location": f"/v1/users/{user_id}"})
 
 
-@router.get("/v1/users/{user_id}")
 async def get_user(user_id: str, users: UsersDep) -> Response:
     """Profile, event count and the latest events (newest first)."""
     return json_response(await _user(users, user_input.user_id(user_id)))
 
 
-@router.put("/v1/users/{user_id}")
 async def replace_profile(user_id: str, request: Request, users: UsersDep, items: CatalogueDep) -> Response:
     """Replace the profile: `{"profile": {"genres": [...], ...}}`; the history stays."""
     body = await json_object(request)
@@ -77,7 +65,6 @@ async def replace_profile(user_id: str, request: Request, users: UsersDep, items
     return json_response(await _user(users, user_id))
 
 
-@router.post("/v1/users/{user_id}/events")
 async def add_events(
     user_id: str, request: Request, users: UsersDep, items: CatalogueDep, settings: SettingsDep
 ) -> Response:
@@ -91,7 +78,6 @@ async def add_events(
     return json_response({"user_id": user_id, "added": added, "duplicates": len(events) - added})
 
 
-@router.delete("/v1/users/{user_id}/history", status_code=204)
 async def clear_history(user_id: str, users: UsersDep) -> Response:
     """Clean the interaction history; the profile stays."""
     if not await users.clear_history(user_input.user_id(user_id)):
@@ -99,12 +85,10 @@ async def clear_history(user_id: str, users: UsersDep) -> Response:
     return Response(status_code=204)
 
 
-@router.delete("/v1/users/{user_id}", status_code=204)
-async def erase_user(user_id: str, users: UsersDep, inference: InferenceDep) -> Response:
+async def erase_user(user_id: str, users: UsersDep, recommendations: RecommendationsDep) -> Response:
     """Erase the user: profile, history, event ids, and every cached recommendation of theirs."""
     existed = await users.erase(user_input.user_id(user_id))
-    recommendations = inference.recommendations
-    if recommendations is not None and not await recommendations.forget(user_id):
+    if not await recommendations.forget(user_id):
         raise UserDataUnavailable(
             "user data erased; the cache did not answer, so retry to remove cached items"
         )
@@ -122,3 +106,15 @@ async def _user(users: UserStore, user_id: str) -> dict[str, Any]:
 
 def _unknown(user_id: str) -> NotFound:
     return NotFound(f"user '{user_id[:64]}' not found")
+
+
+def router() -> APIRouter:
+    """The routes of this module, built when an app is (the path types are registered then)."""
+    router = APIRouter(tags=["users"], route_class=LeanRoute)
+    router.post("/v1/users", status_code=201)(create_user)
+    router.get("/v1/users/{user_id}")(get_user)
+    router.put("/v1/users/{user_id}")(replace_profile)
+    router.post("/v1/users/{user_id}/events")(add_events)
+    router.delete("/v1/users/{user_id}/history", status_code=204)(clear_history)
+    router.delete("/v1/users/{user_id}", status_code=204)(erase_user)
+    return router

@@ -5,23 +5,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
-from mlstack.errors import BadInput, MalformedRequest
-from mlstack.inference import Result
-from mlstack.manifest import Feature
-from mlstack.registry import Loaded
-from mlstack.schemas.v2 import InferenceRequest, RequestInput
+from mlstack.api.answer import Answer, headers_of
+from mlstack.api.body import parse_object
+from mlstack.api.schemas.v2 import InferenceRequest, RequestInput
+from mlstack.errors import MalformedRequest
+from mlstack.serving.core import Predictor
+from mlstack.serving.registry import Loaded
+from mlstack.serving.requests import Column, Columns, Kind, PredictRequest, Result
 
 NUMERIC = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64"}
 )
-ACCEPTED = {
-    "number": NUMERIC,
-    "integer": NUMERIC,
-    "boolean": frozenset({"BOOL"}),
-    "string": frozenset({"BYTES"}),
-}
+KINDS: dict[str, Kind] = dict.fromkeys(NUMERIC, "number") | {"BOOL": "boolean", "BYTES": "string"}
 DECLARED = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 OUTPUT_NAMES = ("predictions", "probabilities")
 
@@ -35,39 +33,42 @@ def parse_request(body: dict[str, Any]) -> InferenceRequest:
         raise MalformedRequest(f"{where}: {error['msg']}") from None
 
 
-def decode_columns(request: InferenceRequest, features: list[Feature]) -> tuple[dict[str, list[Any]], int]:
-    """One list per feature and the row count; shapes, datatypes and names checked against the schema."""
-    by_name = {f.name: f for f in features}
-    columns: dict[str, list[Any]] = {}
-    counts = set()
-    for tensor in request.inputs:
-        feature = by_name.get(tensor.name)
-        if feature is None:
-            raise BadInput(f"inputs.{tensor.name[:64]}", "unknown feature")
-        columns[tensor.name] = _column(tensor, feature)
-        counts.add(len(columns[tensor.name]))
-    missing = [f.name for f in features if f.name not in columns]
-    if missing:
-        raise BadInput(f"inputs.{missing[0]}", "missing feature")
+def decode(body: bytes) -> tuple[Columns, InferenceRequest]:
+    """One column per tensor, shapes checked; the request itself, for its `id` and wanted outputs."""
+    request = parse_request(parse_object(body))
+    columns = {tensor.name: _column(tensor) for tensor in request.inputs}
+    counts = {len(column.values) for column in columns.values()}
     if len(counts) != 1:
         raise MalformedRequest("inputs: every tensor must have the same first dimension (rows)")
-    return columns, counts.pop()
+    return Columns(columns, counts.pop()), request
 
 
-def _column(tensor: RequestInput, feature: Feature) -> list[Any]:
+def _column(tensor: RequestInput) -> Column:
     where = f"inputs.{tensor.name}"
-    if tensor.datatype not in ACCEPTED[feature.type]:
-        expected = DECLARED[feature.type]
-        raise BadInput(
-            where, f"datatype {tensor.datatype} does not fit a {feature.type} feature (use {expected})"
-        )
+    kind = KINDS.get(tensor.datatype)
+    if kind is None:
+        raise MalformedRequest(f"{where}.datatype: {tensor.datatype[:16]} is not supported")
     shape = tensor.shape
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1) or shape[0] < 0:
         raise MalformedRequest(f"{where}.shape: must be [N] or [N, 1], got {shape}")
     data = _flatten(tensor.data, where)
     if len(data) != shape[0]:
         raise MalformedRequest(f"{where}.data: {len(data)} values do not fill shape {shape}")
-    return data
+    return Column(data, kind, tensor.datatype)
+
+
+class V2Edge:
+    """The Open Inference Protocol: one tensor per feature in, the request's `id` echoed out."""
+
+    name = "v2"
+
+    async def answer(self, predictor: Predictor, model: str, version: str | None, body: bytes) -> Answer:
+        columns, request = decode(body)
+        result = await predictor.predict(PredictRequest(model, version, columns))
+        return Answer(orjson.dumps(encode_response(result, request)), headers_of(result), result)
+
+
+V2 = V2Edge()
 
 
 def _flatten(data: list[Any], where: str) -> list[Any]:

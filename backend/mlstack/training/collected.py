@@ -6,7 +6,7 @@ import orjson
 import pandas as pd
 import redis
 
-from mlstack.users import user_keys
+from mlstack.users.store import user_keys
 
 EVENTS_KEYS = "mlstack:user:*:events"
 COLUMNS = ["user_id", "item_id", "type", "value", "ts"]

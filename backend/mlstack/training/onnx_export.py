@@ -35,9 +35,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
-from mlstack.manifest import Feature, Manifest, OnnxExport
-from mlstack.runtime import ONNX_MISSING, OnnxRuntime, SklearnRuntime, onnx_feed
-from mlstack.validation import Rows
+from mlstack.serving.runtime import ONNX_MISSING, OnnxRuntime, SklearnRuntime, onnx_feed
+from mlstack.serving.validation import Rows
+from mlstack.store.manifest import Feature, Manifest, OnnxExport
 
 PROBA_TOLERANCE = 1e-5
 REGRESSION_TOLERANCE = 1e-5

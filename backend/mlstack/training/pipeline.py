@@ -1,8 +1,5 @@
-"""The one preprocessing recipe: input schema from a table, the frame cast every pipeline sees, the Pipeline.
-
-Training and serving both cast rows with `prepare_frame`, so a pipeline sees exactly the same dtypes in
-a notebook, at training time and behind the API.
-"""
+"""The one preprocessing recipe: input schema from a table, and the Pipeline (the frame every pipeline sees
+is cast by mlstack.frames, which serving shares)."""
 
 from __future__ import annotations
 
@@ -16,7 +13,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlstack.manifest import Feature
+from mlstack.store.manifest import Feature
 
 
 def infer_schema(frame: pd.DataFrame, target: str, reject_unknown: bool = True) -> list[Feature]:
@@ -56,29 +53,6 @@ def _numeric(name: str, column: pd.Series, present: pd.Series, nullable: bool) -
     typical: Any = int(round(median)) if kind == "integer" else round(median, 6)
     low, high = float(present.min()), float(present.max())
     return Feature(name=name, type=kind, nullable=nullable, typical=typical, minimum=low, maximum=high)
-
-
-def prepare_frame(frame: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
-    """Numbers and booleans as float64, strings as objects, missing values as NaN, in schema order."""
-    return pd.DataFrame(
-        {f.name: _cast(frame[f.name], f.type == "string") for f in features}, index=frame.index
-    )
-
-
-def _cast(column: pd.Series, is_string: bool) -> pd.Series:
-    if is_string:
-        return _strings(column)
-    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return column.astype("float64")
-    return pd.Series([np.nan if v is None else float(v) for v in column], index=column.index, dtype="float64")
-
-
-def _strings(column: pd.Series) -> pd.Series:
-    # NaN, not None: SimpleImputer's default missing_values=np.nan does not see None in object columns
-    out = pd.Series(np.nan, index=column.index, dtype=object)
-    present = column.notna()
-    out[present] = column[present].astype(str).to_numpy(dtype=object)
-    return out
 
 
 def build_pipeline(features: list[Feature], estimator: BaseEstimator) -> Pipeline:

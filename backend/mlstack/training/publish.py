@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlstack.manifest import Artifact, Manifest, Training
-from mlstack.store import ARTIFACT_FILE, ONNX_FILE, ModelStore, build_manifest
+from mlstack.store.manifest import Artifact, Manifest, Training
+from mlstack.store.model_store import ARTIFACT_FILE, ONNX_FILE, ModelStore, build_manifest
 from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
 from mlstack.training.search import SearchResult, Task, search

@@ -19,9 +19,9 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
-from mlstack.manifest import Artifact, CatalogueItem, Feature, Manifest, RecommenderFacts, Training
-from mlstack.recommender import Recommender, event_weight, top_k_rows
-from mlstack.store import ModelStore, build_manifest
+from mlstack.recommend.model import Recommender, event_weight, top_k_rows
+from mlstack.store.manifest import Artifact, CatalogueItem, Feature, Manifest, RecommenderFacts, Training
+from mlstack.store.model_store import ModelStore, build_manifest
 
 K = 10
 HOLDOUT_SHARE = 0.2

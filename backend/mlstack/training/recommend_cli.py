@@ -7,8 +7,8 @@ import argparse
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from mlstack.manifest import MODEL_NAME
-from mlstack.store import ModelStore
+from mlstack.store.manifest import MODEL_NAME
+from mlstack.store.model_store import ModelStore
 from mlstack.training.collected import collected_events
 from mlstack.training.interactions import demo_interactions
 from mlstack.training.recommend import (

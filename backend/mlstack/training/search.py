@@ -22,9 +22,10 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from tqdm import tqdm
 
-from mlstack.manifest import Feature
+from mlstack.frames import prepare_frame
+from mlstack.store.manifest import Feature
 from mlstack.training import evaluation
-from mlstack.training.pipeline import build_pipeline, prepare_frame
+from mlstack.training.pipeline import build_pipeline
 
 Task = Literal["classification", "regression"]
 CANDIDATES = {"fast": 2, "full": 6}

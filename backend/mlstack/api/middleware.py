@@ -16,8 +16,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlstack.errors import error_response
-from mlstack.metrics import Metrics
-from mlstack.observability import SANE_REQUEST_ID, header, request_id
+from mlstack.telemetry.logs import SANE_REQUEST_ID, header, request_id
+from mlstack.telemetry.metrics import Metrics
 
 UNGUARDED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 """What an orchestrator's health checks call on the replica itself, around the gateway."""

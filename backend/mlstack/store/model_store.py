@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from sklearn.exceptions import InconsistentVersionWarning
 
 from mlstack.errors import ArtifactRejected, ModelNotFound
-from mlstack.manifest import MODEL_NAME, VERSION_NAME, Artifact, Manifest, RuntimeVersions
+from mlstack.store.manifest import MODEL_NAME, VERSION_NAME, Artifact, Manifest, RuntimeVersions
 
 ARTIFACT_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"

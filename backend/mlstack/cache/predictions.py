@@ -16,20 +16,19 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry never retries a coroutine
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from mlstack.near_cache import PING_TIMEOUT_S, NearCache
-from mlstack.redis_pipe import RedisPipe, pack_set_ex
+from mlstack import connections
+from mlstack.cache.near import NearCache
+from mlstack.cache.pipe import pack_set_ex
 from mlstack.settings import Settings
 
-log = logging.getLogger("mlstack.cache")
+log = logging.getLogger("mlstack.cache.predictions")
 
 Entry = dict[str, Any]
 Lookup = tuple[Sequence[str], asyncio.Future[Any]]
@@ -41,14 +40,17 @@ MAX_WRITING_ROWS = 2_000
 rather than queue up."""
 DELETE_TIMEOUT_S = 2.0
 """SCAN and UNLINK are no lookups: an erasure may take longer than a request's cache budget."""
-CONNECT_TIMEOUT_S = 2.0
-"""How long a connection to Redis may take to be made. A request waits for it only as long as its own
-budget (BACKEND_REDIS_TIMEOUT_MS); in Compose, resolving `redis` and connecting took over 25 ms."""
 
 
-def row_keys(model: str, version: str, sha256: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """One key per row, in one comprehension: a function call and a format per row were a third of it."""
-    prefix, blake2b, dumps = f"mlstack:pred:{model}:{version}:{sha256[:16]}:", hashlib.blake2b, orjson.dumps
+def row_keys(
+    space: str, model: str, version: str, sha256: str, rows: Sequence[Any], parts: Sequence[str] | None = None
+) -> list[str]:
+    """One key per row: its `parts` when the runtime names rows itself, else a hash of the row's canonical
+    form, in one comprehension (a function call and a format per row were a third of it)."""
+    prefix = f"mlstack:{space}:{model}:{version}:{sha256[:16]}:"
+    if parts is not None:
+        return [prefix + part for part in parts]
+    blake2b, dumps = hashlib.blake2b, orjson.dumps
     return [prefix + blake2b(dumps(row), digest_size=16).hexdigest() for row in rows]
 
 
@@ -79,35 +81,27 @@ class PredictionCache:
         """Rows sent to Redis that it has not run yet."""
         self._lookups: list[Lookup] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._redis: RedisPipe | None = None
-        self._writes: RedisPipe | None = None
         self.near: NearCache | None = None
         self._on_near_hits = on_near_hits
         self._on_unwritten = on_unwritten
-        if settings.cache_enabled and settings.redis_url:
-            # fails fast on a dead Redis (no backoff), with one immediate retry on a connection found dead
-            timeout_s = settings.redis_timeout_ms / 1000
-            self._redis = RedisPipe(settings.redis_url, timeout_s, CONNECT_TIMEOUT_S)
-            # Writes on a connection of their own: Redis takes turns between connections, so a lookup
-            # never waits behind a long run of SETs (on one connection, under batch load, it did).
-            self._writes = RedisPipe(settings.redis_url, timeout_s, CONNECT_TIMEOUT_S)
-            if settings.near_cache_entries:
-                ttl_s = min(settings.near_cache_ttl_s, settings.cache_ttl_s)
-                # its own connection pool: sharing one with lookups, a restart of Redis broke a lookup
-                watch = aioredis.Redis.from_url(
-                    settings.redis_url,
-                    socket_connect_timeout=PING_TIMEOUT_S,
-                    retry=Retry(NoBackoff(), 0),
-                    health_check_interval=0,
-                    max_connections=1,
-                )
-                retry_after_s = settings.cache_retry_after_s
-                self.near = NearCache(watch, settings.near_cache_entries, ttl_s, retry_after_s, self._trip)
+        self._redis = connections.cache_lookups(settings)
+        self._writes = connections.cache_writes(settings)
+        watch = connections.cache_watch(settings)
+        if watch is not None:
+            ttl_s = min(settings.near_cache_ttl_s, settings.cache_ttl_s)
+            self.near = NearCache(
+                watch, settings.near_cache_entries, ttl_s, settings.cache_retry_after_s, self._trip
+            )
 
-    def start(self) -> None:
-        """In the running event loop: opens the near cache's watch connection."""
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[PredictionCache]:
+        """In the running event loop: the near cache's watch connection open, everything closed after."""
         if self.near is not None:
             self.near.start()
+        try:
+            yield self
+        finally:
+            await self.close()
 
     @property
     def available(self) -> bool:
@@ -268,12 +262,3 @@ class PredictionCache:
         if time.monotonic() >= self._skip_until:
             log.warning("cache unavailable, bypassing it for %.1fs: %s", self._retry_after_s, exc)
         self._skip_until = time.monotonic() + self._retry_after_s
-
-
-def cache_status(cache_used: bool, misses: int, total: int) -> str:
-    """The X-Cache header: BYPASS, HIT, MISS or PARTIAL."""
-    if not cache_used:
-        return "BYPASS"
-    if misses == 0:
-        return "HIT"
-    return "MISS" if misses == total else "PARTIAL"

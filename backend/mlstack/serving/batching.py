@@ -17,8 +17,8 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mlstack.runtime import Prediction, Runtime
-from mlstack.validation import Rows
+from mlstack.serving.runtime import Prediction, Runtime
+from mlstack.serving.validation import Rows
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Batcher:
         self._queues.pop(id(queue.runtime), None)
 
     async def _call(self, runtime: Runtime, rows: Rows) -> Prediction:
-        if runtime.inline:
+        if len(rows) <= runtime.inline_rows:
             return runtime.predict(rows)
         return await asyncio.get_running_loop().run_in_executor(self._executor, runtime.predict, rows)
 
@@ -143,7 +143,6 @@ def _hand_out(batch: list[_Waiting], prediction: Prediction) -> None:
     start = 0
     for waiting in batch:
         end = start + len(waiting.rows)
-        probabilities = prediction.probabilities[start:end] if prediction.probabilities is not None else None
         if not waiting.future.done():  # the client may have gone away
-            waiting.future.set_result(Prediction(prediction.labels[start:end], probabilities))
+            waiting.future.set_result(prediction.rows(start, end))
         start = end

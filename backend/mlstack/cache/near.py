@@ -23,7 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-log = logging.getLogger("mlstack.cache")
+log = logging.getLogger("mlstack.cache.near")
 
 WATCH_CHANNEL = "mlstack:near-cache"
 """Nothing is published here: subscribing keeps a connection that only Redis going away ends."""

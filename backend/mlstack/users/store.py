@@ -20,14 +20,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry  # the asyncio one: the sync Retry never retries a coroutine
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import RedisError
 
+from mlstack import connections
 from mlstack.errors import UserDataUnavailable
 from mlstack.settings import Settings
 
-log = logging.getLogger("mlstack.users")
+log = logging.getLogger("mlstack.users.store")
 USER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 LATEST_EVENTS = 20
 IDS_PER_EVENT = 4
@@ -93,18 +92,8 @@ class UserStore:
 
     def __init__(self, settings: Settings) -> None:
         self.max_events = settings.users_max_events
-        self._redis: aioredis.Redis | None = None
-        if settings.users_redis_url:
-            timeout = settings.users_redis_timeout_ms / 1000
-            self._redis = aioredis.Redis.from_url(
-                settings.users_redis_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # One retry, on a broken connection only (a pooled socket after a Redis restart). Every
-                # write is safe to replay: events are de-duplicated by id, the rest set a state.
-                retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
-                max_connections=64,
-            )
+        self._redis = connections.user_data(settings)
+        if self._redis is not None:
             self._append = self._redis.register_script(_APPEND)
             self._set_profile = self._redis.register_script(_SET_PROFILE)
             self._clear = self._redis.register_script(_CLEAR_HISTORY)

@@ -23,10 +23,6 @@ import hiredis
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ResponseError
 
-KEEPALIVE = {"TCP_KEEPIDLE": 5, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 3}
-"""A connection whose peer vanished without a word (a network cut, not a restart, which closes it) is
-found dead by the kernel within about 11 s, and the next command opens a new one: a timeout alone never
-closes a connection, since a reply that is merely late still comes."""
 REPLIES_OFF = hiredis.pack_command(("CLIENT", "REPLY", "OFF"))
 REPLIES_ON = hiredis.pack_command(("CLIENT", "REPLY", "ON"))
 
@@ -99,10 +95,18 @@ class _Connection(asyncio.Protocol):
 class RedisPipe:
     """One pipelined connection to the Redis at `url`, opened on first use and again after a loss."""
 
-    def __init__(self, url: str, timeout_s: float, connect_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        connect_timeout_s: float | None = None,
+        keepalive: dict[int, int] | None = None,
+    ) -> None:
+        """`keepalive`: TCP keepalive options (socket option number → value) for the connection."""
         self._params = parse_url(url)
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s or timeout_s
+        self._keepalive = keepalive or {}
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[_Connection] | None = None
 
@@ -169,7 +173,7 @@ class RedisPipe:
     async def _open(self) -> _Connection:
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                connection = await _dial(self._params)
+                connection = await _dial(self._params, self._keepalive)
                 await _hello(connection, self._params)
         except TimeoutError:
             raise ConnectionError(f"no connection to Redis within {self._connect_timeout_s:g}s") from None
@@ -185,7 +189,7 @@ def pack_set_ex(items: Sequence[tuple[str, bytes]], ttl_s: int) -> bytes:
     return b"".join([set_ % (len(k := key.encode()), k, len(value), value, tail) for key, value in items])
 
 
-async def _dial(params: dict[str, Any]) -> _Connection:
+async def _dial(params: dict[str, Any], keepalive: dict[int, int]) -> _Connection:
     """A socket to Redis as its URL says: unix://path, redis://host:port or rediss:// (TLS)."""
     loop = asyncio.get_running_loop()
     if "path" in params:
@@ -197,9 +201,8 @@ async def _dial(params: dict[str, Any]) -> _Connection:
     sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name, value in KEEPALIVE.items():
-            if hasattr(socket, name):  # Linux names; elsewhere the system's keepalive timing applies
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+        for option, value in keepalive.items():
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
     return connection
 
 

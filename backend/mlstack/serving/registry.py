@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
-from mlstack.lifecycle import Canary, Lifecycle
-from mlstack.manifest import Manifest
-from mlstack.metrics import Metrics
-from mlstack.recommend_runtime import RecommenderRuntime
-from mlstack.runtime import OnnxRuntime, Runtime, SklearnRuntime
-from mlstack.settings import Settings
-from mlstack.store import ModelStore
-from mlstack.validation import Validator
+from mlstack.serving.lifecycle import Canary, Lifecycle
+from mlstack.serving.runtime import Runtime
+from mlstack.serving.runtimes import RowValidator, RuntimeFactory
+from mlstack.store.manifest import Manifest
+from mlstack.store.model_store import ModelStore
+from mlstack.telemetry.metrics import Metrics
 
-log = logging.getLogger("mlstack.registry")
-YOUNG_GC_THRESHOLD = 10_000
-"""Allocations between two collections of the youngest generation (Python's default is 700). A request
-allocates about a hundred short-lived containers that die with it: at 700 a collection ran every few
-requests, with nothing to collect. Measured with bench.compare: the replica's CPU per 1-row miss fell
-2.5% and per 100-row batch 4%."""
-
-
-def _freeze_heap() -> None:
-    """Move everything alive now (models, catalogues, manifests) out of the garbage collector's sight.
-
-    A loaded version is hundreds of thousands of long-lived objects; every full collection walked them
-    all, 110-135 ms on the event loop with nothing to collect (the benchmark's p99 at load). Frozen,
-    they are never scanned again; versions are few and a forgotten one is a small, rare leak. The
-    youngest generation is then collected less often (YOUNG_GC_THRESHOLD).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+log = logging.getLogger("mlstack.serving.registry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +25,7 @@ class Loaded:
 
     manifest: Manifest
     runtime: Runtime
-    validator: Validator
+    validator: RowValidator
 
     @property
     def version(self) -> str:
@@ -59,10 +39,18 @@ class Registry:
     sees either the old or the new version, never a half-loaded one.
     """
 
-    def __init__(self, store: ModelStore, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        runtimes: RuntimeFactory,
+        metrics: Metrics,
+        on_loaded: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
-        self._settings = settings
+        self._runtimes = runtimes
         self._metrics = metrics
+        self._on_loaded = on_loaded
+        """Called on the event loop after each version is loaded (the process tunes its heap then)."""
         self._loaded: dict[tuple[str, str], Loaded] = {}
         self.current: dict[str, str] = {}
         self.canaries: dict[str, Canary] = {}
@@ -159,14 +147,12 @@ class Registry:
         async with lock:  # concurrent first requests for a version load it once
             if (model, version) not in self._loaded:
                 self._loaded[(model, version)] = await asyncio.to_thread(self._build, model, version)
-                _freeze_heap()
+                self._on_loaded()
         return self._loaded[(model, version)]
 
     def _build(self, model: str, version: str) -> Loaded:
-        manifest, pipeline = self.store.load(model, version)
-        settings = self._settings
-        validator = Validator(manifest, settings.max_batch_rows, settings.max_string_length)
-        runtime = self._runtime(manifest, pipeline)
+        manifest, artifact = self.store.load(model, version)
+        runtime, validator = self._runtimes.build(manifest, artifact)
         log.info(
             "loaded %s version %s (sha256 %s…), served with %s",
             model,
@@ -175,23 +161,3 @@ class Registry:
             runtime.engine,
         )
         return Loaded(manifest, runtime, validator)
-
-    def _runtime(self, manifest: Manifest, pipeline: object) -> Runtime:
-        """The ONNX export when there is one, it verifies and it loads; otherwise the joblib pipeline."""
-        if manifest.task == "recommendation":
-            return RecommenderRuntime(manifest, pipeline)
-        artifact = manifest.onnx_artifact
-        if artifact is None or not self._settings.onnx_enabled:
-            return SklearnRuntime(manifest, pipeline)
-        # a bad ONNX file (checksum, or onnxruntime refusing it) must not stop a model: anything goes here
-        try:
-            data = self.store.read_artifact(manifest.model, manifest.version, artifact)
-            return OnnxRuntime(manifest, data)
-        except Exception as exc:
-            log.error(
-                "model %s version %s: ONNX export not used, serving the joblib pipeline: %s",
-                manifest.model,
-                manifest.version,
-                exc,
-            )
-            return SklearnRuntime(manifest, pipeline)

@@ -10,15 +10,21 @@ from types import NoneType
 from typing import Any
 
 from mlstack.errors import BadInput, MalformedRequest, TooManyRows
-from mlstack.manifest import Feature, Manifest
+from mlstack.serving.requests import Column, Columns, Inputs, Kind, Records
+from mlstack.store.manifest import Feature, FeatureType, Manifest
 
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """Validated rows: each a tuple of values in the schema's feature order, JSON-native types."""
+    """Validated rows, as their runtime takes them: for a table, each a tuple of values in the schema's
+    feature order, JSON-native types; for a recommender, its queries."""
 
     features: tuple[Feature, ...]
-    values: list[tuple[Any, ...]]
+    values: list[Any]
+    keys: list[str] | None = None
+    """Each row's part of its cache key, when the runtime names rows itself; else a hash of the row."""
+    degraded: str | None = None
+    """Why these rows cannot be answered as usual (they are then neither looked up nor cached)."""
 
     def __len__(self) -> int:
         return len(self.values)
@@ -31,7 +37,17 @@ class Rows:
         return list(zip(*self.values, strict=True))
 
     def subset(self, indexes: Sequence[int]) -> Rows:
-        return Rows(self.features, [self.values[i] for i in indexes])
+        keys = None if self.keys is None else [self.keys[i] for i in indexes]
+        return Rows(self.features, [self.values[i] for i in indexes], keys, self.degraded)
+
+
+FITS: dict[FeatureType, Kind] = {
+    "number": "number",
+    "integer": "number",
+    "boolean": "boolean",
+    "string": "string",
+}
+"""The kind of column each feature type takes."""
 
 
 Checker = Callable[[Any], Any]
@@ -140,6 +156,7 @@ class Validator:
         self.features = tuple(manifest.inputs)
         self.names = tuple(f.name for f in self.features)
         self._name_set = frozenset(self.names)
+        self._by_name = {f.name: f for f in self.features}
         self._in_order = operator.itemgetter(*self.names) if len(self.names) > 1 else None
         self.max_rows = max_rows
         self._checkers = [self._checker(f, max_string_length) for f in self.features]
@@ -165,6 +182,11 @@ class Validator:
             raise MalformedRequest(f"{where}: must hold at least one row")
         if count > self.max_rows:
             raise TooManyRows(f"{where}: {count} rows, more than the limit of {self.max_rows}")
+
+    def validate(self, inputs: Inputs) -> Rows:
+        if isinstance(inputs, Records):
+            return self.rows(inputs.items)
+        return self.columns(inputs)
 
     def rows(self, instances: Any) -> Rows:
         """V1 `instances`: a non-empty list of objects, feature name → value."""
@@ -197,11 +219,24 @@ class Validator:
             columns.append(checked)
         return Rows(self.features, list(zip(*columns, strict=True)) if converted else rows)
 
-    def columns(self, columns: dict[str, list[Any]], count: int) -> Rows:
-        """V2 tensors as columns of equal length, already matched to feature names."""
-        self.check_count(count, "inputs")
-        rows = zip(*(columns[name] for name in self.names), strict=True)
-        return Rows(self.features, [self._values(f"inputs[{i}]", row) for i, row in enumerate(rows)])
+    def columns(self, given: Columns) -> Rows:
+        """Columns of equal length (V2 tensors), one per feature, each of a kind that fits its feature."""
+        where = given.where
+        for name, column in given.columns.items():
+            if name not in self._name_set:
+                raise BadInput(f"{where}.{name[:64]}", "unknown feature")
+            self._check_kind(f"{where}.{name}", column, self._by_name[name])
+        missing = [name for name in self.names if name not in given.columns]
+        if missing:
+            raise BadInput(f"{where}.{missing[0]}", "missing feature")
+        self.check_count(given.count, where)
+        rows = zip(*(given.columns[name].values for name in self.names), strict=True)
+        return Rows(self.features, [self._values(f"{where}[{i}]", row) for i, row in enumerate(rows)])
+
+    @staticmethod
+    def _check_kind(where: str, column: Column, feature: Feature) -> None:
+        if column.kind != FITS[feature.type]:
+            raise BadInput(where, f"datatype {column.declared} does not fit a {feature.type} feature")
 
     def _row(self, index: int, row: Any) -> tuple[Any, ...]:
         where = f"instances[{index}]"

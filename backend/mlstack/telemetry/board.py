@@ -11,14 +11,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from mlstack.metrics import Metrics
+from mlstack import connections
 from mlstack.settings import Settings
+from mlstack.telemetry.metrics import Metrics
 
-log = logging.getLogger("mlstack.stats")
+log = logging.getLogger("mlstack.telemetry.board")
 KEY_PREFIX = "mlstack:stats:"
 PERIOD_S = 1.0
 
@@ -33,16 +32,7 @@ class StatsBoard:
     @classmethod
     @asynccontextmanager
     async def start(cls, settings: Settings, metrics: Metrics) -> AsyncIterator[StatsBoard]:
-        client = None
-        if settings.redis_url:
-            timeout = settings.redis_timeout_ms / 1000
-            client = aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-                max_connections=4,
-            )
+        client = connections.stats(settings)
         board = cls(metrics, client)
         task = asyncio.create_task(board._publish_forever())
         try:

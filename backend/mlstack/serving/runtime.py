@@ -7,6 +7,7 @@ manifest's classes, so the two give the same Python values for the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,9 +15,9 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from mlstack.manifest import Manifest
-from mlstack.training.pipeline import prepare_frame
-from mlstack.validation import Rows
+from mlstack.frames import prepare_frame
+from mlstack.serving.validation import Rows
+from mlstack.store.manifest import Manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,14 @@ class Prediction:
 
     labels: list[Any]
     probabilities: list[list[float]] | None = None
+    extra: dict[str, list[Any]] | None = None
+    """Further per-row outputs, named as the runtime's `outputs` say."""
+
+    def rows(self, start: int, end: int) -> Prediction:
+        """The outputs of rows start to end (one request's share of a gathered call)."""
+        probabilities = None if self.probabilities is None else self.probabilities[start:end]
+        extra = None if self.extra is None else {k: v[start:end] for k, v in self.extra.items()}
+        return Prediction(self.labels[start:end], probabilities, extra)
 
 
 class Runtime(Protocol):
@@ -32,17 +41,34 @@ class Runtime(Protocol):
 
     manifest: Manifest
     engine: str
-    inline: bool
-    """Cheap enough to call on the event loop: a thread hop would cost more than the call itself."""
+    inline_rows: int
+    """Calls of up to this many rows run on the event loop: a thread hop would cost more than they do."""
+    cache_space: str
+    """The cache's key space for this runtime's answers."""
+    erasable: bool
+    """Its cached answers must be erasable at once: no copy is kept in a replica's memory."""
+    outputs: tuple[str, ...]
+    """Per-row outputs beyond labels and probabilities."""
+    prepare: Callable[[Rows], Awaitable[Rows]] | None
+    """What must happen to validated rows before they are looked up (a recommender reads user data)."""
 
     def predict(self, rows: Rows) -> Prediction: ...
 
 
-class SklearnRuntime:
+class TabularRuntime:
+    """What the table runtimes share: answers cached by row, kept near, nothing to prepare."""
+
+    cache_space = "pred"
+    erasable = False
+    outputs: tuple[str, ...] = ()
+    prepare = None
+
+
+class SklearnRuntime(TabularRuntime):
     """A joblib-serialised scikit-learn Pipeline: preprocessing and estimator in one object."""
 
     engine = "joblib"
-    inline = False  # milliseconds per call: it runs on the batcher's worker thread
+    inline_rows = 0  # milliseconds per call: it runs on the batcher's worker thread
 
     def __init__(self, manifest: Manifest, pipeline: Any) -> None:
         self.manifest = manifest
@@ -70,7 +96,7 @@ ONNX_UNKNOWN = "\x00mlstack:unknown\x00"
 """A client string equal to ONNX_MISSING is sent as this instead: unknown to the encoder, like in joblib."""
 
 
-class OnnxRuntime:
+class OnnxRuntime(TabularRuntime):
     """The pipeline's ONNX export in onnxruntime: one float32 or string tensor [N, 1] per feature.
 
     Inputs are built from the validated rows directly (no DataFrame): numbers and booleans as float32 with
@@ -79,7 +105,7 @@ class OnnxRuntime:
     """
 
     engine = "onnx"
-    inline = True  # tens of microseconds for a row, well under a millisecond for a full batch
+    inline_rows = 1 << 30  # tens of microseconds for a row, well under a millisecond for a full batch
 
     def __init__(self, manifest: Manifest, model: bytes) -> None:
         self.manifest = manifest

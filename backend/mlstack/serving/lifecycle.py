@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlstack.errors import Conflict, MalformedRequest
-from mlstack.manifest import Manifest
-from mlstack.store import ModelStore
+from mlstack.store.manifest import Manifest
+from mlstack.store.model_store import ModelStore
 
 HISTORY_FILE = "HISTORY"
 CANARY_FILE = "CANARY"

@@ -6,7 +6,7 @@ For a prediction of a few hundred bytes that is a good part of the replica's and
 the head waits for the body of the same response; it leaves on its own at the end of the event loop's
 turn when no body follows in that turn (HEAD, 204, a body streamed later), so nothing is ever held back.
 
-Run with `uvicorn --http mlstack.http_protocol:HttpToolsProtocol`.
+Run with `uvicorn --http mlstack.server.http_protocol:HttpToolsProtocol`.
 """
 
 from __future__ import annotations

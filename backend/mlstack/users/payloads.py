@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from mlstack.errors import BadInput, MalformedRequest, TooManyRows
-from mlstack.recommender import EVENT_TYPES
-from mlstack.users import USER_ID
+from mlstack.recommend.model import EVENT_TYPES
+from mlstack.users.store import USER_ID
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 EVENT_FIELDS = frozenset({"event_id", "item_id", "type", "value", "ts"})

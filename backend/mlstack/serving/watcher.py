@@ -12,10 +12,11 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from mlstack.registry import Registry
+from mlstack import connections
+from mlstack.serving.registry import Registry
 from mlstack.settings import Settings
 
-log = logging.getLogger("mlstack.watcher")
+log = logging.getLogger("mlstack.serving.watcher")
 CHANNEL = "mlstack:store-changed"
 
 
@@ -30,12 +31,7 @@ class StoreWatcher:
     @classmethod
     @asynccontextmanager
     async def start(cls, settings: Settings, registry: Registry) -> AsyncIterator[StoreWatcher]:
-        # No socket timeout here: a subscriber waits for messages as long as it takes.
-        client = (
-            aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=0.5)
-            if settings.redis_url
-            else None
-        )
+        client = connections.store_events(settings)  # no command timeout: a subscriber waits
         watcher = cls(registry, client, settings.store_poll_s)
         tasks = [asyncio.create_task(watcher._listen())]
         if settings.store_poll_s > 0:

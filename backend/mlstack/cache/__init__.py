@@ -1,0 +1,1 @@
+"""The shared prediction cache in Redis and each replica's near copy of it."""

@@ -1,0 +1,1 @@
+"""Recommendation models: the scorer, its runtime and the recommendation flow."""

@@ -1,0 +1,1 @@
+"""How a replica process runs: its launch, process-wide tuning and HTTP transport."""

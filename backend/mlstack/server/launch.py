@@ -1,0 +1,33 @@
+"""How a replica process starts, in one place: `mlstack serve`, used by the image, the native stack and the
+tests alike."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from mlstack.main import create_app
+from mlstack.server import tuning
+from mlstack.server.http_protocol import HttpToolsProtocol
+from mlstack.settings import Settings
+
+log = logging.getLogger("mlstack.server")
+
+
+def serve(settings: Settings) -> None:
+    """Tune the process, build the app, and run it on uvicorn until SIGTERM or SIGINT (then drain)."""
+    tuning.apply()
+    app = create_app(settings, on_version_loaded=tuning.freeze_heap)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http=HttpToolsProtocol,
+        timeout_keep_alive=int(settings.keep_alive_s),
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        access_log=False,  # the gateway writes the access log; replicas log what goes wrong
+        log_config=None,  # the app configures logging itself (telemetry/logs.py)
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,1 @@
+"""The versioned model store on disk: manifests, verification before unpickling, publishing."""

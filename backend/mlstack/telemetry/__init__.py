@@ -1,0 +1,1 @@
+"""Logs, Prometheus metrics and the per-replica statistics shared through Redis."""

@@ -1,0 +1,1 @@
+"""User data for recommendations, in the durable Redis."""
