@@ -27,7 +27,7 @@ loadtest:  ## Locust, headless, against the running stack: make loadtest [ARGS="
 	.venv/bin/locust --config loadtests/locust.conf $(ARGS)
 bench: bootstrap  ## the benchmark and scaling report, on stacks it starts itself: make bench [QUICK=1] [PEERS=1]
 	.venv/bin/python -m bench $(if $(QUICK),--quick) $(if $(PEERS),--peers) $(ARGS)
-k8s:  ## Kubernetes manifests, secrets from .env: make k8s [OVERLAY=dev|prod] [OUT=file] [REGISTRY=r TAG=t]
+k8s:  ## Kubernetes manifests: make k8s [OVERLAY=dev|prod] [OUT=file] [ENV_FILE=.env] [REGISTRY=r TAG=t]
 	@scripts/bootstrap.sh >&2
 	@.venv/bin/python -m stack.kubernetes --overlay $(or $(OVERLAY),dev) --env-file $(or $(ENV_FILE),.env) \
 		$(if $(OUT),--output $(OUT)) $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TAG),--tag $(TAG))
