@@ -26,6 +26,7 @@ import yaml
 
 from k8s_objects import SECRETS, Object, rendered, workloads
 from kube_play import PLAYED_KINDS, Playable, Probe, playable
+from stack.procs import wait_for
 from test_compose_up import report
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.slow]
@@ -90,7 +91,8 @@ def played(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     if not engine_available():
         pytest.skip("no podman, and `make engine` needs Linux, root and apt to install it")
     started = time.monotonic()
-    subprocess.run([str(ENGINE), "standins"], check=True, timeout=900, capture_output=True, cwd=ROOT)
+    engine = subprocess.run([str(ENGINE), "standins"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert engine.returncode == 0, f"scripts/engine.sh standins failed:\n{engine.stdout}\n{engine.stderr}"
     for image, dockerfile in BUILT.items():  # the build cache makes this seconds when nothing changed
         podman("build", "-q", "-f", dockerfile, "-t", f"docker.io/library/{image}", ".", timeout=900)
     report(request, f"kubernetes smoke: engine and images ready in {time.monotonic() - started:.0f} s")
@@ -131,10 +133,10 @@ def gateway(played: PlayedPods, request: pytest.FixtureRequest) -> str:
     """The gateway pod's URL, once a replica behind it has a model (the trainer pod publishes churn)."""
     backend = f"http://{played.address(played.play.names['backend'])}:8000/v2/health/ready"
     started = time.monotonic()
-    while not _answers(backend):
-        waited = time.monotonic() - started
-        assert waited < READY_DEADLINE_S, f"no replica ready in {READY_DEADLINE_S} s\n{played.logs()}"
-        time.sleep(1)
+    try:
+        wait_for(lambda: _answers(backend), "a replica with a model", READY_DEADLINE_S)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}\n{played.logs()}")
     report(
         request, f"kubernetes smoke: a replica ready (churn trained) after {time.monotonic() - started:.0f} s"
     )
@@ -222,9 +224,6 @@ def test_user_data_reaches_the_durable_redis_pod_which_writes_to_its_volume(
 
 def test_the_ui_answers_behind_the_gateway_with_its_login(gateway: str) -> None:
     login = (SECRETS["GATEWAY_UI_USER"], SECRETS["GATEWAY_UI_PASSWORD"])
-    deadline = time.monotonic() + 60
-    while not _answers(f"{gateway}/ui/_stcore/health", auth=login):
-        assert time.monotonic() < deadline, "the UI pod did not answer through the gateway"
-        time.sleep(1)
+    wait_for(lambda: _answers(f"{gateway}/ui/_stcore/health", auth=login), "the UI through the gateway", 60)
 
     assert httpx.get(f"{gateway}/ui/", timeout=10).status_code == 401
