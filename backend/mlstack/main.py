@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from mlstack import __version__, errors
-from mlstack.api import admin, convertors, docs, ops, users, v1, v2
+from mlstack.api import admin, convertors, docs, ops, profile, users, v1, v2
 from mlstack.api.body import component_schemas
 from mlstack.api.memory import AnswerMemory
 from mlstack.api.middleware import EdgeMiddleware
@@ -26,6 +26,7 @@ from mlstack.serving.runtimes import RuntimeFactory
 from mlstack.serving.watcher import StoreWatcher
 from mlstack.settings import Settings
 from mlstack.store.model_store import ModelStore
+from mlstack.store.signing import verifier_for
 from mlstack.telemetry.board import StatsBoard
 from mlstack.telemetry.logs import configure_logging
 from mlstack.telemetry.metrics import Metrics
@@ -47,7 +48,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = ModelStore(settings.store_dir, settings.max_artifact_bytes)
+        verifier = verifier_for(settings.signing_public_key)
+        store = ModelStore(settings.store_dir, settings.max_artifact_bytes, verifier=verifier)
         cache = PredictionCache(
             settings, on_near_hits=metrics.near_cache_rows.inc, on_unwritten=metrics.cache_unwritten_rows.inc
         )
@@ -80,7 +82,7 @@ def create_app(
     )
     errors.install(app)
     convertors.register()  # the {model:model} and {version:version} path types, before any route is built
-    for module in (v1, v2, admin, ops, users):
+    for module in (v1, v2, admin, ops, users, profile):
         # The routes themselves, not include_router(): FastAPI matches an included router lazily, route
         # by route and twice per request, which cost 18 µs of a 100 µs request.
         app.router.routes.extend(module.router().routes)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlstack.store.signing import parse_public_key
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,14 @@ class Settings(BaseSettings):
 
     max_artifact_bytes: int = Field(default=512 << 20, ge=1)
     """Largest model artifact a replica will open; a bigger file is refused before it is read."""
+
+    signing_public_key: str | None = None
+    """Ed25519 public key (one line, from `mlstack keygen`): replicas then refuse, before unpickling, any
+    version whose model.sig is missing or wrong. Unset or empty: versions are not asked to be signed."""
+
+    signing_key_file: Path | None = None
+    """Private key that `mlstack train` and `mlstack sign` sign versions with; keep it outside the model
+    store, and off replicas. Unset or empty: versions are published unsigned."""
 
     redis_url: str | None = None
     """Prediction cache shared by all replicas (redis://host:port/db). Unset: X-Cache says BYPASS."""
@@ -111,3 +121,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     """Python logging level of the replica."""
+
+    @field_validator("signing_public_key", "signing_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`BACKEND_SIGNING_PUBLIC_KEY=` in .env (or from Compose) means no key, not a key named ''."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("signing_public_key")
+    @classmethod
+    def _is_a_public_key(cls, value: str | None) -> str | None:
+        """A key that cannot be read stops the replica at start: it never serves unchecked versions."""
+        if value is not None:
+            parse_public_key(value)  # BadKey is a ValueError: pydantic names the field
+        return value

@@ -14,6 +14,7 @@ FORMAT_VERSION = 1
 
 FeatureType = Literal["number", "integer", "boolean", "string"]
 Task = Literal["classification", "regression", "recommendation"]
+ArtifactFormat = Literal["joblib", "onnx", "profile"]
 
 
 class _Strict(BaseModel):
@@ -43,7 +44,7 @@ class Artifact(_Strict):
     """A file of the version directory and the facts checked before it is opened."""
 
     file: str
-    format: Literal["joblib", "onnx"] = "joblib"
+    format: ArtifactFormat = "joblib"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=1)
 
@@ -128,7 +129,8 @@ class Manifest(_Strict):
     runtime: RuntimeVersions
     artifact: Artifact
     extra_artifacts: list[Artifact] = []
-    """Further files of the version (e.g. an ONNX export), each verified like the main one."""
+    """Further files of the version (an ONNX export, the training data's profile), each verified like the
+    main one."""
     recommender: RecommenderFacts | None = None
     """For task recommendation: the catalogue and the model's shape."""
     onnx: OnnxExport | None = None
@@ -141,6 +143,11 @@ class Manifest(_Strict):
     @property
     def onnx_artifact(self) -> Artifact | None:
         return next((a for a in self.extra_artifacts if a.format == "onnx"), None)
+
+    @property
+    def profile_artifact(self) -> Artifact | None:
+        """The training data's profile; None for versions published before profiles, and recommenders."""
+        return next((a for a in self.extra_artifacts if a.format == "profile"), None)
 
     def feature(self, name: str) -> Feature | None:
         return next((f for f in self.inputs if f.name == name), None)

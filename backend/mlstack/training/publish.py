@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlstack.store.manifest import Artifact, Manifest, Training
-from mlstack.store.model_store import ARTIFACT_FILE, ONNX_FILE, ModelStore, build_manifest
+from mlstack.profile.build import build_profile
+from mlstack.profile.schema import Profile
+from mlstack.store.manifest import Artifact, ArtifactFormat, Manifest, Training
+from mlstack.store.model_store import ARTIFACT_FILE, ONNX_FILE, PROFILE_FILE, ModelStore, build_manifest
 from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
 from mlstack.training.search import SearchResult, Task, search
@@ -72,19 +74,30 @@ def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
         "training": training,
     }
     exported = _export(request, result, build_manifest(version="1", artifact=_DRAFT_ARTIFACT, **fields))
-    extra = [] if exported.data is None else [_artifact(ONNX_FILE, "onnx", exported.data)]
+    files = {} if exported.data is None else {ONNX_FILE: exported.data}
+    profile = build_profile(
+        frame, request.target, features, request.task, request.source, request.data_sha256
+    )
+    files[PROFILE_FILE] = profile_bytes(profile)
+    extra = [_artifact(name, _FORMATS[name], data) for name, data in files.items()]
 
     def describe(version: str, artifact: Artifact) -> Manifest:
         return build_manifest(
             version=version, artifact=artifact, extra_artifacts=extra, onnx=exported.facts, **fields
         )
 
-    files = {} if exported.data is None else {ONNX_FILE: exported.data}
     manifest = store.publish(request.model, result.pipeline, describe, extra_files=files)
     if request.promote:
         store.set_current(request.model, manifest.version)
     return manifest
 
+
+def profile_bytes(profile: Profile) -> bytes:
+    """profile.json: compact (the replica parses it at load), the same bytes for the same data."""
+    return profile.model_dump_json().encode() + b"\n"
+
+
+_FORMATS: dict[str, ArtifactFormat] = {PROFILE_FILE: "profile", ONNX_FILE: "onnx"}
 
 _DRAFT_ARTIFACT = Artifact(file=ARTIFACT_FILE, sha256="0" * 64, size_bytes=1)
 """Stands in for the joblib file in the manifest the parity check runs with, before the file exists."""
@@ -96,7 +109,7 @@ def _export(request: TrainingRequest, result: SearchResult, draft: Manifest) -> 
     return onnx_export.export(result.pipeline, draft, result.train_frame, result.holdout)
 
 
-def _artifact(name: str, kind: str, data: bytes) -> Artifact:
+def _artifact(name: str, kind: ArtifactFormat, data: bytes) -> Artifact:
     return Artifact(file=name, format=kind, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
