@@ -25,7 +25,17 @@ SECRETS_FILE = "base/secrets.env"
 # The keys of the env file that go into the Secret `mlstack-secrets`. Required: without them every gateway
 # pod would make up its own token, keys and login. Optional: the pods that use them run without.
 REQUIRED_SECRETS = ("GATEWAY_TOKEN", "GATEWAY_KEYS", "GATEWAY_UI_USER", "GATEWAY_UI_PASSWORD")
-OPTIONAL_SECRETS = ("FRONTEND_API_KEY", "FRONTEND_ADMIN_KEY", "FRONTEND_USERS_KEY", "LOADTEST_API_KEY")
+OPTIONAL_SECRETS = (
+    "FRONTEND_API_KEY",
+    "FRONTEND_ADMIN_KEY",
+    "FRONTEND_USERS_KEY",
+    "LOADTEST_API_KEY",
+    "BACKEND_SIGNING_PUBLIC_KEY",  # not secret, but this deployment's own; `mlstack keygen` puts it in .env
+    "BACKEND_SIGNING_KEY_FILE",  # the private key file's content goes in; the pods get the path they mount
+)
+# Where the trainer jobs mount the signing key (base/trainer.yaml).
+SIGNING_KEY = "model-signing.key"
+SIGNING_KEY_IN_POD = f"/var/run/secrets/mlstack/{SIGNING_KEY}"
 # The images this project builds (docker-compose.yml's `image:`) -> their name under a registry.
 OWN_IMAGES = {
     "mlstack-backend": "backend",
@@ -59,6 +69,8 @@ def secrets_from(env_file: Path) -> dict[str, str]:
     for key, value in chosen.items():
         if value != value.strip() or "\n" in value:
             raise RenderError(f"{key} in {env_file} has surrounding blanks or a line break")
+    if "BACKEND_SIGNING_KEY_FILE" in chosen:  # relative to where .env is read, the project root
+        chosen["BACKEND_SIGNING_KEY_FILE"] = str(env_file.parent / chosen["BACKEND_SIGNING_KEY_FILE"])
     return chosen
 
 
@@ -69,10 +81,13 @@ def render(overlay: str, secrets: dict[str, str], registry: str | None = None, t
     with tempfile.TemporaryDirectory(prefix="mlstack-k8s-") as tmp:
         tree = Path(tmp) / "kubernetes"
         shutil.copytree(MANIFESTS, tree, ignore=shutil.ignore_patterns("secrets.env"))
-        secrets_env = tree / SECRETS_FILE
-        fd = os.open(secrets_env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.writelines(f"{key}={value}\n" for key, value in secrets.items())
+        values = dict(secrets)
+        if "BACKEND_SIGNING_KEY_FILE" in values:
+            _add_signing_key(tree / "base", Path(values["BACKEND_SIGNING_KEY_FILE"]))
+            values["BACKEND_SIGNING_KEY_FILE"] = SIGNING_KEY_IN_POD
+        _write_private(
+            tree / SECRETS_FILE, "".join(f"{key}={value}\n" for key, value in values.items()).encode()
+        )
         target = tree / "overlays" / overlay
         if registry or tag:
             target = _with_images(Path(tmp) / "images", target, registry, tag)
@@ -82,6 +97,25 @@ def render(overlay: str, secrets: dict[str, str], registry: str | None = None, t
     if result.returncode != 0:
         raise RenderError(f"kubectl kustomize failed:\n{result.stderr}")
     return result.stdout
+
+
+def _add_signing_key(base: Path, key_file: Path) -> None:
+    """The private key's file into the Secret as one more key, which the trainer jobs mount as a file."""
+    try:
+        pem = key_file.read_bytes()
+    except OSError as exc:
+        raise RenderError(f"cannot read BACKEND_SIGNING_KEY_FILE {key_file}: {exc.strerror}") from None
+    _write_private(base / SIGNING_KEY, pem)
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    (generator,) = [g for g in kustomization["secretGenerator"] if g["name"] == "mlstack-secrets"]
+    generator["files"] = [SIGNING_KEY]
+    (base / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def _with_images(directory: Path, overlay: Path, registry: str | None, tag: str | None) -> Path:

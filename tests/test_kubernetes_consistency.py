@@ -17,6 +17,7 @@ import pytest
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+from test_compose import resolved
 
 from k8s_objects import Object, Workload, config_map, of_kind, rendered, workload, workloads
 from loadtests.settings import LoadtestSettings
@@ -24,7 +25,6 @@ from mlstack.settings import Settings as BackendSettings  # the one place that k
 from settings import FrontendSettings
 from stack import kubernetes
 from stack.settings import StackSettings
-from test_compose import resolved
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, type[BaseSettings]] = {

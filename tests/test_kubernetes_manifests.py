@@ -258,3 +258,46 @@ def _bytes(quantity: str) -> int:
         if quantity.endswith(suffix):
             return int(quantity.removesuffix(suffix)) * factor
     return int(quantity)
+
+
+def test_a_signing_key_in_the_env_file_reaches_the_trainers_as_a_file_and_never_the_replicas(
+    tmp_path: Path,
+) -> None:
+    from mlstack.cli import main as mlstack
+
+    assert (
+        mlstack(
+            [
+                "keygen",
+                "--key",
+                str(tmp_path / "keys" / "signing.key"),
+                "--store-dir",
+                str(tmp_path / "store"),
+            ]
+        )
+        == 0
+    )
+    public = (tmp_path / "keys" / "signing.pub").read_text().strip()
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "".join(f"{k}={v}\n" for k, v in SECRETS.items())
+        + f"BACKEND_SIGNING_KEY_FILE=keys/signing.key\nBACKEND_SIGNING_PUBLIC_KEY={public}\n"
+    )
+    objects = tuple(yaml.safe_load_all(kubernetes.render("prod", kubernetes.secrets_from(env_file))))
+    (secret,) = of_kind(objects, "Secret")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+    assert data[kubernetes.SIGNING_KEY] == (tmp_path / "keys" / "signing.key").read_text()
+    assert data["BACKEND_SIGNING_KEY_FILE"] == kubernetes.SIGNING_KEY_IN_POD
+    assert data["BACKEND_SIGNING_PUBLIC_KEY"] == public
+    for name in ("trainer", "retrain"):
+        w = workload(objects, name)
+        (volume,) = [
+            v for v in w.pod["volumes"] if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]
+        ]
+        (mount,) = [m for m in w.containers[0]["volumeMounts"] if m["name"] == volume["name"]]
+        assert f"{mount['mountPath']}/{volume['secret']['items'][0]['path']}" == kubernetes.SIGNING_KEY_IN_POD
+    replica = workload(objects, "backend")
+    refs = {v["valueFrom"]["secretKeyRef"]["key"] for v in replica.containers[0]["env"]}
+    assert refs == {"GATEWAY_TOKEN", "BACKEND_SIGNING_PUBLIC_KEY"}  # no private key on a replica
+    assert not [v for v in replica.pod["volumes"] if "secret" in v]

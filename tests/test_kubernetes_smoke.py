@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from test_compose_up import report
 
 from k8s_objects import SECRETS, Object, rendered, workloads
 from kube_play import PLAYED_KINDS, Playable, Probe, playable
 from stack.procs import wait_for
-from test_compose_up import report
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.slow]
 
