@@ -453,6 +453,7 @@ def _report(manifest: Manifest, store: ModelStore, promoted: bool) -> None:
     print(
         f"  signed by key {store.signer.key_id}" if store.signer else "  unsigned (no signing key configured)"
     )
+    print(f"  explanations: {_explanation_line(manifest)}")
     print(f"  {_relative(store.root / manifest.model / manifest.version)}")
 
 
@@ -461,6 +462,13 @@ def _onnx_line(manifest: Manifest) -> str:
     if facts is None or not facts.published:
         return f"not published: {facts.reason if facts else 'no export'}"
     return f"published, max difference {facts.max_abs_diff:.1e} on {facts.checked_rows} held-out rows"
+
+
+def _explanation_line(manifest: Manifest) -> str:
+    facts = manifest.explanation
+    if facts is None or facts.method is None:
+        return f"none: {facts.reason if facts else 'not prepared'}"
+    return facts.method + (f", {facts.background_rows} background rows" if facts.background_rows else "")
 
 
 def _relative(path: Path) -> Path:

@@ -11,6 +11,7 @@ Every error a client can cause, the status it maps to, and the one place that re
   + TooManyRows           413  more instances than the batch limit
   + Conflict              409  the store's state forbids it (delete the current version, promote a worse one)
   + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
+  + NotExplainable        409  the version cannot be explained (published before explanations, or its model)
   + ModelNotReady         503  known, but no verified version is loaded
   + UserDataUnavailable   503  the user data store is not configured or does not answer
 
@@ -86,6 +87,10 @@ class ArtifactRejected(ServingError):
     def __init__(self, file: str, check: str, detail: str) -> None:
         super().__init__(f"{file}: {check} check failed: {detail}")
         self.file, self.check = file, check
+
+
+class NotExplainable(ServingError):
+    status_code = 409
 
 
 class ModelNotReady(ServingError):

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     """Serve a version with onnxruntime (one thread) when it has a verified ONNX export; else, or when
     false, with its joblib pipeline. A broken ONNX file is logged and the joblib pipeline serves."""
 
+    explain_permutations: int = Field(default=10, ge=2)
+    """Feature orderings per row for the sampling explanation method (models neither linear nor tree
+    ensembles): each costs (features - 1) x 100 background rows of model evaluations. More is slower and
+    nearer the exact Shapley values; the contributions add up to the output at any count."""
+
     max_instances: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""
 

@@ -88,7 +88,8 @@ def plant(store: Path, marker: Path, version: str = "2", pad_to: int | None = No
     manifest = json.loads((store / "churn" / "1" / "manifest.json").read_text())
     manifest["version"] = version
     manifest["artifact"].update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
-    manifest["extra_artifacts"], manifest["onnx"] = [], None
+    kept = [a for a in manifest["extra_artifacts"] if a["format"] != "onnx"]  # the profile stays listed
+    manifest["extra_artifacts"], manifest["onnx"] = kept, None
     (version_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return version_dir
 
@@ -294,7 +295,8 @@ def test_a_file_the_signed_manifest_does_not_list_is_neither_signed_nor_accepted
 ) -> None:
     version = store_dir / "churn" / "1"
     manifest = json.loads((version / "manifest.json").read_text())
-    manifest["extra_artifacts"], manifest["onnx"] = [], None
+    kept = [a for a in manifest["extra_artifacts"] if a["format"] != "onnx"]  # the profile stays listed
+    manifest["extra_artifacts"], manifest["onnx"] = kept, None
     (version / "manifest.json").write_text(json.dumps(manifest, indent=2))
     (version / "model.onnx").write_bytes(b"an ONNX file the manifest does not list")
 
@@ -437,11 +439,12 @@ def test_publish_signs_in_staging_and_the_version_appears_signed_in_one_rename(
 
     writes = [str(e[1]) for e in events if e[0] == "write"]
     renames = [e for e in events if e[0] != "write"]
-    assert all(
-        re.fullmatch(r"churn/\.staging-[^/]+/(model\.joblib|manifest\.json|model\.sig)", w) for w in writes
-    )
+    published = sorted(p.name for p in (store_dir / "churn" / "2").iterdir())
+    assert "model.sig" in published
+    assert all(re.fullmatch(r"churn/\.staging-[^/]+/[a-z.]+", w) for w in writes)
+    assert {w.rsplit("/", 1)[1] for w in writes} == set(published)
     assert len(renames) == 1
     assert renames[0][0] == "os.rename"
     assert re.fullmatch(r"churn/\.staging-[^/]+", str(renames[0][1]))
-    assert renames[0][2:] == ["churn/2", ["manifest.json", "model.joblib", "model.sig"]]
+    assert renames[0][2:] == ["churn/2", published]
     store_with_key(store_dir, ours[1]).verify("churn", "2")

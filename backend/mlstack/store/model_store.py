@@ -1,10 +1,11 @@
 """The model store on disk: the only writer (publish, set_current) and the only reader (verify, load).
 
-Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?, profile.json?,
-model.sig?} and <root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before the checks
-have passed: names, files, sizes, the signature of the manifest (when the store has a Verifier), the sha256
-of every file (the ONNX export's when it is opened) and the library versions. `load` and `read_artifact`
-hash the very bytes they go on to use, so a file swapped after a check is never opened.
+Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?,
+profile.json?, explain.json?, model.sig?} and <root>/<model>/CURRENT. Unpickling runs code, so `load`
+unpickles nothing before the checks have passed: names, files, sizes, the signature of the manifest (when
+the store has a Verifier), the sha256 of every file (the ONNX export's when it is opened) and the library
+versions. `load` and `read_artifact` hash the very bytes they go on to use, so a file swapped after a check
+is never opened.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ from mlstack.store.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, Signature
 ARTIFACT_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
 PROFILE_FILE = "profile.json"
+EXPLAIN_FILE = "explain.json"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
-ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, PROFILE_FILE, SIGNATURE_FILE})
+ALLOWED_FILES = frozenset(
+    {ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, PROFILE_FILE, EXPLAIN_FILE, SIGNATURE_FILE}
+)
 MAX_MANIFEST_BYTES = 1 << 20
 
 
