@@ -94,7 +94,10 @@ def played(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     engine = subprocess.run([str(ENGINE), "standins"], capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert engine.returncode == 0, f"scripts/engine.sh standins failed:\n{engine.stdout}\n{engine.stderr}"
     for image, dockerfile in BUILT.items():  # the build cache makes this seconds when nothing changed
-        podman("build", "-q", "-f", dockerfile, "-t", f"docker.io/library/{image}", ".", timeout=900)
+        # Docker's image format, as Compose builds them: the same tags keep their HEALTHCHECK, and the
+        # layers Compose built are reused instead of built again in OCI format
+        tag = f"docker.io/library/{image}"
+        podman("build", "-q", "--format", "docker", "-f", dockerfile, "-t", tag, ".", timeout=900)
     report(request, f"kubernetes smoke: engine and images ready in {time.monotonic() - started:.0f} s")
     objects = rendered("dev")
     run = f"mlstack-k8s-{os.getpid()}-"
