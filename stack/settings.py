@@ -58,6 +58,15 @@ class StackSettings(BaseSettings):
     gateway_ui_password: SecretStr | None = None
     """UI login password. Unset: the start command makes one and prints it."""
 
+    gateway_backend: str = "backend:8000"
+    """Containers only: the replicas' DNS name and port, re-resolved every 5 s. Kubernetes: a full name."""
+
+    gateway_ui: str | None = None
+    """Containers only: the UI's DNS name and port behind /ui/. Unset: no /ui/ route."""
+
+    gateway_resolver: str | None = None
+    """Containers only: the DNS server nginx asks. Unset: the first nameserver of /etc/resolv.conf."""
+
     backend_replicas: int = Field(default=2, ge=1, le=16)
     """How many replicas to run (natively: uvicorn processes on loopback ports)."""
 
