@@ -18,6 +18,8 @@ def serve(settings: Settings) -> None:
     """Tune the process, build the app, and run it on uvicorn until SIGTERM or SIGINT (then drain)."""
     tuning.apply()
     app = create_app(settings, on_version_loaded=tuning.freeze_heap)
+    lean = [r for r in app.routes if getattr(r, "lean", False)]
+    log.info("lean routes (no per-request dependency solving): %d of %d", len(lean), len(app.routes))
     changed = http_protocol.fast_path()
     if changed is None:
         log.info(
