@@ -137,28 +137,41 @@ def silent_redis() -> Iterator[str]:
 def test_a_replica_past_its_bound_sheds_at_once_and_still_answers_health_and_metadata(
     trained_store: Path, tmp_path: Path, silent_redis: str
 ) -> None:
-    bounds = {"max_in_flight": "1", "max_waiting": "0", "users_redis_timeout_ms": "4000"}
+    bounds = {"max_in_flight": "1", "max_waiting": "0", "users_redis_timeout_ms": "5000"}
     with running_replica(trained_store, tmp_path / "r.log", users_redis_url=silent_redis, **bounds) as url:
         row = example_row(httpx.get(f"{url}/v1/models/churn").json())
-        held = threading.Thread(target=httpx.get, args=(f"{url}/v1/users/alice",), kwargs={"timeout": 10})
-        held.start()  # in flight for 4 s: the user-data Redis never answers
+        held: list[httpx.Response] = []
+
+        def hold() -> None:
+            """A user-data read, in flight for 5 s (the Redis never answers). Refused at the edge when a
+            prediction held the one place as it arrived: then it asks again."""
+            deadline = time.monotonic() + 30
+            while not held and time.monotonic() < deadline:
+                answer = httpx.get(f"{url}/v1/users/alice", timeout=10)
+                if "replica at capacity" not in answer.text:
+                    held.append(answer)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
         shed: list[httpx.Response] = []
+        with httpx.Client(base_url=url) as client:
 
-        def refused() -> bool:
-            started = time.monotonic()
-            response = httpx.post(f"{url}/v1/models/churn:predict", json={"instances": [row]})
-            shed.append(response)
-            return response.status_code == 503 and time.monotonic() - started < 0.5
+            def refused() -> bool:
+                started = time.monotonic()
+                response = client.post("/v1/models/churn:predict", json={"instances": [row]})
+                shed.append(response)
+                return response.status_code == 503 and time.monotonic() - started < 0.5
 
-        wait_until(refused, timeout_s=3.0)
-        during = [httpx.get(f"{url}{path}").status_code for path in ("/v2/health/ready", "/v1/models")]
-        metrics = httpx.get(f"{url}/metrics").text
-        held.join()
-        after = httpx.post(f"{url}/v1/models/churn:predict", json={"instances": [row]})
+            wait_until(refused, timeout_s=20.0)
+            during = [client.get(path).status_code for path in ("/v2/health/ready", "/v1/models")]
+            metrics = client.get("/metrics").text
+            holder.join()
+            after = client.post("/v1/models/churn:predict", json={"instances": [row]})
 
     assert shed[-1].headers["Retry-After"] == "1"
     assert shed[-1].json() == {"error": "replica at capacity: too many requests in flight; retry after 1 s"}
     assert len(shed[-1].headers["X-Request-ID"]) == 32
     assert during == [200, 200]  # never counted, never shed
     assert 'mlstack_requests_total{model="",route="shed",status="503"}' in metrics
+    assert [(h.status_code, h.headers["Retry-After"]) for h in held] == [(503, "2")]  # the store's own 503
     assert after.status_code == 200  # the place is free again
