@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,8 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from mlstack.server.http_protocol import HeadWithBody, HttpToolsProtocol, fast_path
+
+from .servers import running_replica
 
 
 class RecordingTransport(asyncio.Transport):
@@ -133,3 +136,13 @@ async def _uvicorns_own_protocol_sends_a_response_in_one_write() -> None:
     assert len(transport.writes) == 1, transport.writes  # the head waited for its body
     assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert transport.writes[0].endswith(b"\r\n\r\nok")
+
+
+def test_a_started_replica_names_its_fast_paths_in_its_log(trained_store: Path, tmp_path: Path) -> None:
+    log = tmp_path / "replica.log"
+    with running_replica(trained_store, log):
+        pass
+    line = next(line for line in log.read_text().splitlines() if "fast paths:" in line)
+
+    assert "one-write HTTP on" in line
+    assert "lean routes" in line

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from fastapi import FastAPI
 
 from mlstack.main import create_app
 from mlstack.server import http_protocol, tuning
@@ -18,18 +19,7 @@ def serve(settings: Settings) -> None:
     """Tune the process, build the app, and run it on uvicorn until SIGTERM or SIGINT (then drain)."""
     tuning.apply()
     app = create_app(settings, on_version_loaded=tuning.freeze_heap)
-    lean = [r for r in app.routes if getattr(r, "lean", False)]
-    log.info("lean routes (no per-request dependency solving): %d of %d", len(lean), len(app.routes))
-    changed = http_protocol.fast_path()
-    if changed is None:
-        log.info(
-            "HTTP fast path on: a response's head and body leave in one write (uvicorn %s)",
-            uvicorn.__version__,
-        )
-    else:
-        log.error(
-            "HTTP fast path OFF, responses take two writes: %s (uvicorn %s)", changed, uvicorn.__version__
-        )
+    _log_fast_paths(app, settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -42,3 +32,21 @@ def serve(settings: Settings) -> None:
         log_config=None,  # the app configures logging itself (telemetry/logs.py)
     )
     uvicorn.Server(config).run()
+
+
+def _log_fast_paths(app: FastAPI, settings: Settings) -> None:
+    """One line naming each hand-written fast path and whether it is in use (docs/perf-log.md says what
+    each one buys); a library upgrade that switches one off shows here and fails its test."""
+    lean = sum(1 for route in app.routes if getattr(route, "lean", False))
+    changed = http_protocol.fast_path()
+    near = settings.near_cache_entries if settings.cache_enabled and settings.redis_url else 0
+    log.info(
+        "fast paths: lean routes %d of %d; one-write HTTP %s (uvicorn %s); pipelined cache client; "
+        "near cache %d entries%s",
+        lean,
+        len(app.routes),
+        "on" if changed is None else f"OFF ({changed})",
+        uvicorn.__version__,
+        near,
+        " with whole-answer memory" if near else "",
+    )
