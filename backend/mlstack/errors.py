@@ -15,6 +15,7 @@ Every error a client can cause, the status it maps to, and the one place that re
   + ModelNotReady         503  known, but no verified version is loaded
   + DriftUnavailable      503  live drift counts cannot be read (no cache Redis set, or it does not answer)
   + UserDataUnavailable   503  the user data store is not configured or does not answer
+  + Overloaded            503  the replica is past the load it accepts (serving/admission.py)
 
 Every error answers {"error": "<message>"} with Content-Type application/json, the shape of the Open
 Inference Protocol and of the gateway's own errors.
@@ -109,6 +110,11 @@ class DriftUnavailable(ServingError):
 class UserDataUnavailable(ServingError):
     status_code = 503
     retry_after_s = 2
+
+
+class Overloaded(ServingError):
+    status_code = 503
+    retry_after_s = 1
 
 
 def _clip(text: str, limit: int = 80) -> str:

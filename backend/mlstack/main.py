@@ -21,6 +21,7 @@ from mlstack.api.schemas.v2 import InferenceRequest
 from mlstack.cache.predictions import PredictionCache
 from mlstack.drift.recorder import DriftRecorder
 from mlstack.recommend.erasure import CachedRecommendations
+from mlstack.serving.admission import InFlight
 from mlstack.serving.core import Predictor
 from mlstack.serving.registry import Registry
 from mlstack.serving.runtimes import RuntimeFactory
@@ -95,7 +96,8 @@ def create_app(
         docs.install(app)
         app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
-    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token)
+    in_flight = InFlight(settings.max_in_flight, settings.max_waiting, settings.max_wait_ms / 1000)
+    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token, in_flight=in_flight)
     return app
 
 

@@ -87,6 +87,21 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(default=2.0, ge=0)
     """Longest a request waits for others to join its call (0: merge only what is already waiting)."""
 
+    max_in_flight: int = Field(default=32, ge=1)
+    """Most prediction and user-data requests a replica works on at once. Past it a request waits for a
+    place (max_waiting, max_wait_ms) or gets 503 with Retry-After: past capacity a queue adds only latency."""
+
+    max_waiting: int = Field(default=1024, ge=0)
+    """Most requests waiting for a place past max_in_flight; one more gets 503 at once."""
+
+    max_wait_ms: float = Field(default=20.0, ge=0)
+    """Longest a waiting request may have waited and still get a place (the newest waiter gets it first).
+    One that waited longer is not served: it gets 503 half a second after it arrived."""
+
+    max_queued_rows: int = Field(default=4096, ge=1)
+    """Most rows waiting for or in a prediction; a request that would pass it gets 503 with Retry-After
+    at once (a request alone is always taken, whatever its size)."""
+
     onnx_enabled: bool = True
     """Serve a version with onnxruntime (one thread) when it has a verified ONNX export; else, or when
     false, with its joblib pipeline. A broken ONNX file is logged and the joblib pipeline serves."""
