@@ -34,6 +34,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "LOADTEST_": LoadtestSettings,
 }
 # Settings of .env.example that the manifests leave out on purpose.
+SUPERVISION = "the native launcher's restarts; in Kubernetes the kubelet restarts containers"
 NOT_IN_KUBERNETES = {
     "GATEWAY_PORT": "the port Compose publishes on the host; here the gateway Service's port",
     "GATEWAY_HOST": "where the native gateway listens; a pod listens on its own address",
@@ -45,6 +46,10 @@ NOT_IN_KUBERNETES = {
     "BACKEND_PORT": "the image's CMD says `--port 8000`, which the probes and Services use",
     "STACK_RUN_DIR": "the native launcher's run directory",
     "STACK_UI_PORT": "the native launcher's loopback port for the UI",
+    "STACK_RESTART_DELAY_S": SUPERVISION,
+    "STACK_RESTART_MAX_DELAY_S": SUPERVISION,
+    "STACK_RESTART_LIMIT": SUPERVISION,
+    "STACK_RESTART_WINDOW_S": SUPERVISION,
     "LOADTEST_RUN_STATE": "the native stack's run-state file; the job is given LOADTEST_HOST",
 }
 # Kubernetes workload -> the docker-compose.yml service it runs as (retrain: the trainer's image).
