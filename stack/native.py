@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ DEMO_MODELS = (
 )
 
 
+def new_gateway_token() -> str:
+    """The secret nginx adds to what it forwards, when the settings give none."""
+    return secrets.token_urlsafe(32)
+
+
 @dataclass
 class StackOptions:
     """What one stack is made of; defaults come from StackSettings (environment and .env)."""
@@ -65,7 +71,7 @@ class StackOptions:
     replica_command: Callable[[int], list[str]] | None = None
     """How a replica on a port is started, when not with this checkout's `mlstack serve` (the benchmark
     runs an older checkout's replicas)."""
-    gateway_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    gateway_token: str = field(default_factory=new_gateway_token)
 
     @classmethod
     def from_settings(cls, settings: StackSettings, store_dir: Path) -> StackOptions:
@@ -95,8 +101,8 @@ class StackOptions:
             gateway_workers=settings.gateway_workers,
             ui_port=settings.stack_ui_port,
             host=settings.gateway_host,
-            **(
-                {"gateway_token": settings.gateway_token.get_secret_value()} if settings.gateway_token else {}
+            gateway_token=(
+                settings.gateway_token.get_secret_value() if settings.gateway_token else new_gateway_token()
             ),
         )
 
@@ -227,7 +233,7 @@ class NativeStack:
             replica.start()
         for replica in self.replicas:
             url = f"http://127.0.0.1:{replica.port}/v2/health/ready"
-            wait_for(lambda url=url: http_ok(url), replica.name, timeout_s, replica)
+            wait_for(partial(http_ok, url), replica.name, timeout_s, replica)
 
     def _redis_process(self) -> Process:
         workdir = self.options.run_dir / "redis"

@@ -89,15 +89,16 @@ def create_app(
     app.router.routes.sort(key=lambda route: not _predicts(route))
     if settings.docs_enabled:
         docs.install(app)
-        app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+        app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
     app.add_middleware(EdgeMiddleware, metrics=metrics, token=token)
     return app
 
 
 def _predicts(route: BaseRoute) -> bool:
-    predicting = isinstance(route, APIRoute) and route.path.endswith((":predict", "/infer"))
-    return predicting and "POST" in route.methods
+    if not isinstance(route, APIRoute):
+        return False
+    return route.path.endswith((":predict", "/infer")) and "POST" in (route.methods or ())
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

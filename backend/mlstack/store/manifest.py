@@ -14,6 +14,7 @@ FORMAT_VERSION = 1
 
 FeatureType = Literal["number", "integer", "boolean", "string"]
 Task = Literal["classification", "regression", "recommendation"]
+ArtifactFormat = Literal["joblib", "onnx"]
 
 
 class _Strict(BaseModel):
@@ -43,7 +44,7 @@ class Artifact(_Strict):
     """A file of the version directory and the facts checked before it is opened."""
 
     file: str
-    format: Literal["joblib", "onnx"] = "joblib"
+    format: ArtifactFormat = "joblib"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=1)
 

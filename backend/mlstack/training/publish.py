@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlstack.store.manifest import Artifact, Manifest, Training
+from mlstack.store.manifest import Artifact, ArtifactFormat, Manifest, Training
 from mlstack.store.model_store import ARTIFACT_FILE, ONNX_FILE, ModelStore, build_manifest
 from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
@@ -96,7 +96,7 @@ def _export(request: TrainingRequest, result: SearchResult, draft: Manifest) -> 
     return onnx_export.export(result.pipeline, draft, result.train_frame, result.holdout)
 
 
-def _artifact(name: str, kind: str, data: bytes) -> Artifact:
+def _artifact(name: str, kind: ArtifactFormat, data: bytes) -> Artifact:
     return Artifact(file=name, format=kind, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
