@@ -17,7 +17,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis.asyncio.connection import ConnectKwargs, SSLConnection, parse_url
@@ -43,8 +43,8 @@ class _Connection(asyncio.Protocol):
         self.open = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # a stream connection's transport always is one
-        self._transport = transport
+        # a stream's transport; uvloop's is one in all but its class, so no isinstance check here
+        self._transport = cast(asyncio.Transport, transport)
         self.open = True
 
     def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
