@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+from documented import Documented
 from mlstack.cli import main as mlstack
 from mlstack.store.model_store import ModelStore
 from mlstack.training.interactions import demo_interactions
@@ -42,12 +43,22 @@ def genre_of(rec_stack: NativeStack) -> dict[str, str]:
     return {item["item_id"]: item["genre"] for item in manifest["recommender"]["items"]}
 
 
+DOCUMENTS: dict[str, Documented] = {}
+"""Each stack's OpenAPI document (served through its gateway), to check every answer against."""
+
+
 def api(
     stack: NativeStack, method: str, path: str, scope: str | None = "users", **kwargs: Any
 ) -> httpx.Response:
+    """A request through the gateway; its answer must be as the OpenAPI document says."""
+    url = stack.gateway_url
+    if url not in DOCUMENTS:
+        DOCUMENTS[url] = Documented(httpx.get(f"{url}/openapi.json", timeout=20).json())
     headers = {"X-API-Key": stack.key(scope)} if scope else {}
     headers.update(kwargs.pop("headers", {}))
-    return httpx.request(method, f"{stack.gateway_url}{path}", headers=headers, timeout=20, **kwargs)
+    response = httpx.request(method, f"{url}{path}", headers=headers, timeout=20, **kwargs)
+    DOCUMENTS[url].check(response)
+    return response
 
 
 def recommend(stack: NativeStack, user_id: str, k: int = 10, scope: str = "predict") -> httpx.Response:
@@ -186,6 +197,10 @@ def test_status_codes_and_json_errors(rec_stack: NativeStack, genre_of: dict[str
             ),
             422,
         ),
+        "a genre that is no name": (
+            api(rec_stack, "PUT", f"/v1/users/{user_id}", json={"profile": {"genres": [{"name": "Drama"}]}}),
+            422,
+        ),
         "bad rating": (
             api(
                 rec_stack,
@@ -208,6 +223,7 @@ def test_status_codes_and_json_errors(rec_stack: NativeStack, genre_of: dict[str
         assert "error" in response.json(), name
     assert "film-99999" in cases["unknown item"][0].json()["error"]
     assert "events[0].type" in cases["bad type"][0].json()["error"]
+    assert "profile.genres[0]" in cases["a genre that is no name"][0].json()["error"]
     assert api(rec_stack, "POST", "/v1/users", "admin", json={}).status_code == 201  # a generated id
 
 

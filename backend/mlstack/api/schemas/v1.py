@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlstack.store.manifest import ArtifactFormat, Manifest
+
 
 class V1PredictRequest(BaseModel):
     """One row per instance: an object of feature name → value, exactly the model's inputs."""
@@ -13,7 +15,9 @@ class V1PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: list[dict[str, Any]] = Field(
-        min_length=1, examples=[[{"tenure_months": 12, "contract": "One year"}]]
+        min_length=1,
+        examples=[[{"tenure_months": 12, "contract": "One year"}]],
+        json_schema_extra={"x-max-items-setting": "max_instances"},
     )
 
 
@@ -23,7 +27,18 @@ class V1PredictResponse(BaseModel):
     model_name: str
     model_version: str
     predictions: list[Any]
+    """Labels or numbers; for a recommender, lists of item ids, best first."""
     probabilities: list[dict[str, float]] | None = None
+    scores: list[list[float]] | None = None
+    """A recommender's score of each item it recommends."""
+    sources: list[str] | None = None
+    """A recommender's source of each list: personal, or the popular fallback."""
+
+
+class ServedManifest(Manifest):
+    """The manifest of the version a replica serves, and the runtime it serves it with."""
+
+    engine: ArtifactFormat
 
 
 class ModelSummary(BaseModel):
