@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from stacks import steady_stream
+from waiting import wait_until
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
 
@@ -270,10 +271,11 @@ def test_a_killed_replica_costs_no_request(stack: ComposeStack, churn_row: dict[
             failed.append(f"{answer.headers.get('X-Request-ID')}: {answer.status_code} {answer.text[:100]}")
         return answer
 
-    with steady_stream(send, clients=4, max_s=20.0) as outcomes:
-        time.sleep(1.5)
+    with steady_stream(send, clients=4, max_s=60.0) as outcomes:
+        wait_until(lambda: outcomes.total() >= 20, what="a stream under way")
         run("docker", "kill", victim)
-        time.sleep(6.0)
+        killed_at = outcomes.total()
+        wait_until(lambda: outcomes.total() >= killed_at + 60, what="60 requests after the kill")
     failed_ids = {line.split(":")[0] for line in failed}
     log = [e for e in stack.gateway_entries(prefix) if e["request_id"] in failed_ids]
 

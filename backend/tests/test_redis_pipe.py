@@ -16,6 +16,7 @@ from redis import Redis as RedisClient
 from mlstack import connections
 from mlstack.cache.pipe import RedisPipe, ReplyError, pack_set_ex
 from mlstack.settings import Settings
+from waiting import until
 
 from .servers import RedisServer, redis_server
 
@@ -224,7 +225,7 @@ def test_a_slow_connection_is_not_abandoned_at_a_commands_budget(
             first: BaseException | None = None
         except TimeoutError as exc:
             first = exc
-        await asyncio.sleep(0.2)
+        await until(lambda: pipe.connected, what="the connection the first command started")
         later = await pipe.call("PING")
         await pipe.close()
         return first, later
