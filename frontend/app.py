@@ -14,6 +14,7 @@ pages = st.navigation(
         st.Page("views/predict.py", title="Predict", icon=":material/bolt:", default=True),
         st.Page("views/batch.py", title="Batch", icon=":material/table_view:"),
         st.Page("views/models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page("views/explore.py", title="Explore", icon=":material/query_stats:"),
         st.Page("views/recommend.py", title="Recommend", icon=":material/recommend:"),
         st.Page("views/monitor.py", title="Monitor", icon=":material/monitoring:"),
     ]

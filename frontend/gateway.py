@@ -64,6 +64,11 @@ class GatewayClient:
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "")
         return self._call("GET", path).body  # type: ignore[no-any-return]
 
+    def profile(self, model: str, version: str | None = None) -> dict[str, Any]:
+        """The training data's profile of a version (the current one when None)."""
+        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + "/profile"
+        return self._call("GET", path).body  # type: ignore[no-any-return]
+
     def predict(self, model: str, rows: list[dict[str, Any]], version: str | None = None) -> Answer:
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
         return self._call("POST", path, json={"instances": rows})

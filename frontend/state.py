@@ -25,6 +25,11 @@ def manifest(model: str, version: str | None = None) -> dict[str, Any]:
     return client().manifest(model, version)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def profile(model: str, version: str | None = None) -> dict[str, Any]:
+    return client().profile(model, version)
+
+
 def tabular_models() -> list[dict[str, Any]]:
     """The models that take a row of features (the Recommend page has the recommenders)."""
     return [m for m in models() if m["task"] != "recommendation"]

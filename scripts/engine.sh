@@ -8,6 +8,8 @@
 #   scripts/engine.sh up      set up what is missing (idempotent), say what was done
 #   scripts/engine.sh down    stop the podman service and the ticker this project started (by PID)
 #   scripts/engine.sh status  what runs, and the stand-in images
+#   scripts/engine.sh standins  only what `podman` itself needs (packages, containers.conf, stand-in images):
+#                             no socket, ticker or docker context (the Kubernetes smoke test's `kube play`)
 #
 # Everything it starts or writes lives in .run/engine/ (git-ignored): containers.conf (selected with
 # CONTAINERS_CONF, nothing in /etc), the socket, PID files, logs and the cached root filesystems.
@@ -41,7 +43,8 @@ ours_is_current() { [ "$(docker context show 2>/dev/null)" = "$CONTEXT" ]; }
 install_packages() {
   local missing=() p
   # iptables: netavark sets up the bridge networks with it ("netavark: No such file or directory" without)
-  for p in podman runc netavark aardvark-dns iptables debootstrap curl; do
+  # catatonit: `podman kube play` builds its pods' pause image from it (the Kubernetes smoke test)
+  for p in podman runc netavark aardvark-dns iptables debootstrap curl catatonit; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
@@ -128,15 +131,30 @@ start_service() {
 }
 
 ticker() {
-  # Every 2 s: `podman healthcheck run` for each running container that has a healthcheck.
+  # `podman healthcheck run` for each running container that has a healthcheck, at the container's own
+  # interval as Docker runs them: a faster pace spends the retries sooner (5 retries 2 s apart are 10 s
+  # of grace, not the 25 s the image asks for), and a busy machine then marks slow starters unhealthy.
+  local -A every=() due=()
+  local id status now
   while true; do
-    podman ps --format '{{.ID}} {{.Status}}' 2>/dev/null | while read -r id status; do
-      case $status in
-        *"(starting)"* | *"(healthy)"* | *"(unhealthy)"*) timeout 30 podman healthcheck run "$id" >/dev/null 2>&1 & ;;
-      esac
-    done
-    sleep 2
+    now=$(date +%s)
+    while read -r id status; do
+      case $status in *"(starting)"* | *"(healthy)"* | *"(unhealthy)"*) ;; *) continue ;; esac
+      [ -n "${every[$id]:-}" ] || every[$id]=$(healthcheck_interval_s "$id")
+      [ "${due[$id]:-0}" -le "$now" ] || continue
+      due[$id]=$((now + every[$id]))
+      timeout 30 podman healthcheck run "$id" >/dev/null 2>&1 &
+    done < <(podman ps --format '{{.ID}} {{.Status}}' 2>/dev/null)
+    sleep 1
   done
+}
+
+healthcheck_interval_s() {  # whole seconds, at least 1; Docker's default (30 s) when it cannot be read
+  local s
+  s=$(podman inspect --format '{{.Config.Healthcheck.Interval.Seconds}}' "$1" 2>/dev/null) || s=30
+  s=${s%.*}
+  [ "${s:-0}" -ge 1 ] 2>/dev/null || s=1
+  echo "$s"
 }
 
 start_ticker() {
@@ -146,7 +164,7 @@ start_ticker() {
   fi
   setsid "$0" _ticker >>"$RUN/ticker.log" 2>&1 </dev/null &
   echo $! >"$RUN/ticker.pid"
-  say "started the healthcheck ticker (pid $(cat "$RUN/ticker.pid"); runs healthchecks every 2 s)"
+  say "started the healthcheck ticker (pid $(cat "$RUN/ticker.pid"); runs each healthcheck at its interval)"
 }
 
 use_context() {
@@ -273,6 +291,17 @@ up() {
   say "ready in $((SECONDS - start)) s: docker compose up -d --wait (make engine-down stops the engine)"
 }
 
+standins() {
+  local start=$SECONDS
+  [ "$(uname -s)" = Linux ] || die "needs Linux"
+  [ "$(id -u)" -eq 0 ] || die "needs root (apt, rootful podman)"
+  mkdir -p "$RUN"
+  write_containers_conf
+  install_packages
+  build_standins
+  say "podman ready in $((SECONDS - start)) s (CONTAINERS_CONF=$CONTAINERS_CONF)"
+}
+
 stop_pid() {  # $1 name: TERM, wait up to 10 s, then KILL
   local pid
   alive "$1" || { rm -f "$RUN/$1.pid"; return 1; }
@@ -308,6 +337,7 @@ case ${1:-up} in
   up) up ;;
   down) down ;;
   status) status ;;
+  standins) standins ;;
   _ticker) ticker ;;
-  *) die "usage: scripts/engine.sh up|down|status" ;;
+  *) die "usage: scripts/engine.sh up|down|status|standins" ;;
 esac

@@ -1,8 +1,13 @@
-"""`python -m stack up|down|status`: start the whole stack natively and wait, stop it, or show it."""
+"""`python -m stack up|down|status`: start the whole stack natively and supervise it, stop it, or show it.
+
+`env` writes .env for Compose; `systemd-unit` prints a unit file that runs `up` under systemd.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -12,8 +17,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from stack import runstate
+from stack import pids, runstate, systemd
 from stack.keys import demo_keys, demo_login
 from stack.native import DEMO_MODELS, NativeStack, StackOptions
 from stack.procs import http_ok
@@ -24,18 +30,26 @@ SYSTEM_PACKAGES = {"nginx": "nginx-light", "redis-server": "redis-server"}
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "systemd-unit"])
     parser.add_argument("--replicas", type=int, help="number of replicas (default: BACKEND_REPLICAS or 2)")
     parser.add_argument("--port", type=int, help="gateway port (default: GATEWAY_PORT or 8080)")
+    parser.add_argument("--user", action="store_true", help="systemd-unit: a user unit (systemctl --user)")
     args = parser.parse_args(argv)
     settings = StackSettings()
-    return {"up": _up, "down": _down, "status": _status, "env": _env}[args.command](settings, args)
+    commands = {"up": _up, "down": _down, "status": _status, "env": _env, "systemd-unit": _systemd_unit}
+    return commands[args.command](settings, args)
 
 
 def _up(settings: StackSettings, args: argparse.Namespace) -> int:
-    if runstate.read(settings.stack_run_dir) is not None:
-        print(f"a stack is already recorded in {settings.stack_run_dir}/stack.json; `make stop` first")
+    state = runstate.read(settings.stack_run_dir)
+    if state is not None and _supervisor_alive(state):
+        print(f"a stack is already running ({settings.stack_run_dir}/stack.json); `make stop` first")
         return 1
+    if state is not None:
+        print("the previous start command died without stopping its processes; stopping them first")
+        _stop_processes(state)
+        runstate.remove(settings.stack_run_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     require_system_packages()
     from mlstack.settings import Settings  # the store is the replicas' setting, BACKEND_STORE_DIR
 
@@ -50,10 +64,7 @@ def _up(settings: StackSettings, args: argparse.Namespace) -> int:
     with NativeStack(options) as stack:
         _announce(stack)
         while not stop.wait(1.0):
-            if not all(p.running for p in stack.processes):
-                dead = [p.name for p in stack.processes if not p.running]
-                print(f"stopping: {', '.join(dead)} exited (see {stack.logs})")
-                break
+            pass  # the supervisor's thread keeps the processes up; this one waits to be asked to stop
     print("stack stopped")
     return 0
 
@@ -103,7 +114,7 @@ def _announce(stack: NativeStack) -> None:
         print(f"  UI login: {generated['ui']['user']} / {generated['ui']['password']}")
     if not generated:
         print("  API keys and UI login: as configured in .env")
-    print(f"  run state: {options.run_dir / runstate.FILE_NAME}\n")
+    print(f"  run state: {options.run_dir / runstate.FILE_NAME} (`make status`); exited processes restart\n")
     print(f"  try:  curl -H 'X-API-Key: <key>' {stack.gateway_url}/v1/models/churn")
 
 
@@ -112,11 +123,30 @@ def _down(settings: StackSettings, _: argparse.Namespace) -> int:
     if state is None:
         print("no stack recorded; nothing to stop")
         return 0
-    for process in reversed(state["processes"]):
-        _terminate(process["pid"])
-    runstate.remove(settings.stack_run_dir)
+    if _supervisor_alive(state):
+        # The start command stops its processes itself, in order, and supervision restarts none of them.
+        _terminate(state["supervisor"]["pid"], timeout_s=60.0)
+    if runstate.read(settings.stack_run_dir) is not None:  # it had died: stop what it left running
+        _stop_processes(state)
+        runstate.remove(settings.stack_run_dir)
     print("stack stopped")
     return 0
+
+
+def _supervisor_alive(state: dict[str, Any]) -> bool:
+    """Whether the start command that wrote the file still runs (never this process: tests call main())."""
+    supervisor = state.get("supervisor", {})
+    pid = supervisor.get("pid")
+    return pid != os.getpid() and pids.is_ours(pid, runstate.unix_time(supervisor.get("started_at")))
+
+
+def _stop_processes(state: dict[str, Any]) -> None:
+    """Stop what a dead start command left running: only pids that are still the processes it started."""
+    for process in reversed(state["processes"]):
+        if pids.is_ours(process["pid"], runstate.unix_time(process.get("started_at"))):
+            _terminate(process["pid"])
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process["pid"], signal.SIGKILL)  # what is left of its group (each leads its own)
 
 
 def _terminate(pid: int, timeout_s: float = 10.0) -> None:
@@ -126,12 +156,11 @@ def _terminate(pid: int, timeout_s: float = 10.0) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if pids.started_at(pid) is None:
             return
         time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _env(_: StackSettings, __: argparse.Namespace) -> int:
@@ -167,9 +196,31 @@ def _status(settings: StackSettings, _: argparse.Namespace) -> int:
         print("no stack running (no run-state file)")
         return 1
     print(f"gateway {state['gateway_url']}: {'up' if http_ok(state['gateway_url'] + '/healthz') else 'DOWN'}")
+    supervisor = state.get("supervisor", {}).get("pid")
+    alive = "up" if _supervisor_alive(state) else "gone (its processes are not supervised)"
+    print(f"  supervisor pid {supervisor}: {alive}")
     for process in state["processes"]:
-        alive = "up" if Path(f"/proc/{process['pid']}").exists() else "gone"
-        print(f"  {process['role']:<8} pid {process['pid']:<7} port {process['port']}  {alive}")
+        started = runstate.unix_time(process.get("started_at"))
+        condition = process.get("state", "running")
+        if condition == "running" and not pids.is_ours(process["pid"], started):
+            condition = "gone"
+        uptime = _duration(time.time() - started) if started and condition == "running" else "-"
+        print(
+            f"  {process.get('name', process['role']):<10} pid {process['pid']:<7} port {process['port']:<6}"
+            f" {condition:<10} up {uptime:<8} restarts {process.get('restarts', 0)}"
+        )
+        if "reason" in process:
+            print(f"    {process['reason']}")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _systemd_unit(_: StackSettings, args: argparse.Namespace) -> int:
+    print(systemd.unit(user_unit=args.user), end="")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The whole stack as local processes: redis-server, N uvicorn replicas, Streamlit, nginx in front.
 
 `NativeStack` is what `python -m stack up` runs and what the whole-stack tests start, on free ports in a
-temporary directory; the same code path both ways.
+temporary directory; the same code path both ways, supervision included (stack/supervise.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import pwd
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from stack import gateway, runstate
+from stack import gateway, pids, runstate
+from stack.capacity import DEFAULT_WORKER_CONNECTIONS
 from stack.keys import ApiKey, UiLogin, demo_keys, demo_login, load_keys
 from stack.procs import (
     Process,
@@ -32,6 +33,7 @@ from stack.procs import (
     wait_for,
 )
 from stack.settings import StackSettings
+from stack.supervise import RestartPolicy, Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODELS = (
@@ -63,10 +65,14 @@ class StackOptions:
     max_body: str = "1m"
     docs_enabled: bool = True
     gateway_workers: int | None = None
+    gateway_worker_connections: int = DEFAULT_WORKER_CONNECTIONS
     with_ui: bool = True
     ui_port: int = 8501
     host: str = "127.0.0.1"
     replica_env: dict[str, str] = field(default_factory=dict)
+    replica_env_of: dict[int, dict[str, str]] = field(default_factory=dict)
+    """Settings of one replica only, by its number (1-based), on top of replica_env."""
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
     gateway_templates: Path = gateway.TEMPLATES
     replica_command: Callable[[int], list[str]] | None = None
     """How a replica on a port is started, when not with this checkout's `mlstack serve` (the benchmark
@@ -99,8 +105,15 @@ class StackOptions:
             max_body=settings.gateway_max_body,
             docs_enabled=settings.gateway_docs,
             gateway_workers=settings.gateway_workers,
+            gateway_worker_connections=settings.gateway_worker_connections,
             ui_port=settings.stack_ui_port,
             host=settings.gateway_host,
+            restart=RestartPolicy(
+                settings.stack_restart_delay_s,
+                settings.stack_restart_max_delay_s,
+                settings.stack_restart_limit,
+                settings.stack_restart_window_s,
+            ),
             gateway_token=(
                 settings.gateway_token.get_secret_value() if settings.gateway_token else new_gateway_token()
             ),
@@ -116,7 +129,10 @@ def _ui_login(settings: StackSettings, generated: dict[str, Any]) -> UiLogin:
 
 
 class NativeStack:
-    """Start, inspect, hurt and stop one native stack. Use as a context manager or call up()/down()."""
+    """Start, inspect, hurt and stop one native stack. Use as a context manager or call up()/down().
+
+    Every process is supervised from its start: one that exits unasked is started again on the same
+    port (options.restart), and the run-state file follows (new pid, `restarts`, `state`)."""
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
@@ -126,6 +142,8 @@ class NativeStack:
         self.replicas: list[Process] = []
         self.processes: list[Process] = []
         self.logs = options.run_dir / "logs"
+        self.supervisor = Supervisor(options.restart, self.logs / "supervisor.log", self._publish)
+        self._published = False  # the run-state file appears once the stack serves
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -142,22 +160,25 @@ class NativeStack:
 
     def up(self, timeout_s: float = 60.0) -> None:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor.begin()
         try:
-            self._start(self._redis_process(), lambda: redis_ping(self.redis_port), timeout_s)
-            self._start(self._data_redis_process(), lambda: redis_ping(self.data_redis_port), timeout_s)
+            self._launch(self._redis_process(), timeout_s)
+            self._launch(self._data_redis_process(), timeout_s)
             self._start_replicas(timeout_s)
             if self._ui_available():
-                ui = self._ui_process()
-                self._start(ui, lambda: http_ok(f"http://127.0.0.1:{ui.port}/ui/_stcore/health"), timeout_s)
+                self._launch(self._ui_process(), timeout_s)
             self._render()
-            self._start(self._nginx_process(), lambda: http_ok(f"{self.gateway_url}/healthz"), timeout_s)
+            self._launch(self._nginx_process(), timeout_s)
             wait_for(lambda: http_ok(f"{self.gateway_url}/v2/health/ready"), "gateway → replicas", timeout_s)
-            runstate.write(self.options.run_dir, self.state())
+            self._published = True
+            self._publish()
         except BaseException:
             self.down()
             raise
 
     def down(self) -> None:
+        self.supervisor.close()  # first: nothing is started again while the stack stops
+        self._published = False
         stop_all(self.processes)
         self.processes.clear()
         runstate.remove(self.options.run_dir)
@@ -170,28 +191,30 @@ class NativeStack:
     def process(self, role: str, index: int = 0) -> Process:
         return [p for p in self.processes if p.role == role][index]
 
+    def stop(self, process: Process) -> None:
+        """Stop a process on purpose: supervision leaves it down until `start`."""
+        self.supervisor.stop(process)
+
+    def start(self, process: Process, timeout_s: float = 30.0) -> None:
+        """Start a process stopped on purpose (or marked failed) and wait until it is ready."""
+        self.supervisor.start(process)
+        self.supervisor.wait_ready(process, self._ready_check(process), timeout_s)
+
     def restart(self, process: Process, timeout_s: float = 30.0) -> None:
-        process.stop()
-        process.start()
-        check = (
-            (lambda: redis_ping(process.port or 0))
-            if process.role in ("redis", "redis-data")
-            else (lambda: http_ok(f"http://127.0.0.1:{process.port}/v2/health/ready"))
-        )
-        wait_for(check, process.name, timeout_s, process)
-        runstate.write(self.options.run_dir, self.state())
+        self.stop(process)
+        self.start(process, timeout_s)
 
     def kill_replica(self, index: int, signum: int = signal.SIGKILL) -> Process:
-        """Send a signal to replica `index` (0-based); `restart()` brings it back on the same port."""
+        """Send a signal to replica `index` (0-based), as a crash would: supervision starts it again."""
         replica = self.replicas[index]
         replica.signal(signum)
         return replica
 
     def stop_redis(self) -> None:
-        self.process("redis").stop()
+        self.stop(self.process("redis"))
 
     def start_redis(self) -> None:
-        self.restart(self.process("redis"))
+        self.start(self.process("redis"))
 
     def reload_gateway(self, keys: list[ApiKey] | None = None) -> None:
         """Rotate keys live: render the key file only, check the config, then HUP the master (a reload:
@@ -206,11 +229,23 @@ class NativeStack:
         self.process("gateway").signal(signal.SIGHUP)
 
     def state(self) -> dict[str, Any]:
-        """The run-state file's content, exactly the contract's shape."""
+        """The run-state file's content: the contract's shape, plus what supervision knows."""
         state: dict[str, Any] = {
             "gateway_url": self.gateway_url,
+            "supervisor": {
+                "pid": os.getpid(),
+                "started_at": runstate.timestamp(pids.started_at(os.getpid()) or time.time()),
+                "log": _relative(self.supervisor.events_log),
+            },
             "processes": [
-                {"role": p.role, "pid": p.pid, "port": p.port, "log": _relative(p.log)}
+                {
+                    "role": p.role,
+                    "name": p.name,
+                    "pid": p.pid,
+                    "port": p.port,
+                    "log": _relative(p.log),
+                    **self.supervisor.status(p),
+                }
                 for p in self.processes
             ],
         }
@@ -220,20 +255,48 @@ class NativeStack:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _start(self, process: Process, ready: Any, timeout_s: float) -> None:
+    def _publish(self) -> None:
+        """Rewrite the run-state file (supervision calls this after every start, exit and restart)."""
+        if self._published:
+            runstate.write(self.options.run_dir, self.state())
+
+    def _launch(self, process: Process, timeout_s: float) -> None:
         self.processes.append(process)
-        process.start()
-        wait_for(ready, process.name, timeout_s, process)
+        self.supervisor.watch(process)
+        self.supervisor.wait_ready(process, self._ready_check(process), timeout_s)
+
+    def _ready_check(self, process: Process) -> Callable[[], bool]:
+        port = process.port or 0
+        urls = {
+            "replica": f"http://127.0.0.1:{port}/v2/health/ready",
+            "ui": f"http://127.0.0.1:{port}/ui/_stcore/health",
+            "gateway": f"{self.gateway_url}/healthz",
+        }
+        if process.role in urls:
+            return lambda: http_ok(urls[process.role])
+        return lambda: redis_ping(port)
 
     def _start_replicas(self, timeout_s: float) -> None:
+        """Start them all, then wait until each is ready or failed: the stack serves with fewer replicas
+        (the failed one named in the run-state file), not with none."""
         for index in range(1, self.options.replicas + 1):
             replica = self._replica_process(index)
             self.replicas.append(replica)
             self.processes.append(replica)
-            replica.start()
-        for replica in self.replicas:
-            url = f"http://127.0.0.1:{replica.port}/v2/health/ready"
-            wait_for(partial(http_ok, url), replica.name, timeout_s, replica)
+            self.supervisor.watch(replica)
+        pending, ready = list(self.replicas), []
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for replica in list(pending):
+                if self.supervisor.status(replica)["state"] == "failed":
+                    pending.remove(replica)
+                elif self._ready_check(replica)():
+                    pending.remove(replica)
+                    ready.append(replica)
+            time.sleep(0.05)
+        if not ready:
+            why = [f"{r.name}: {self.supervisor.status(r).get('reason', 'not ready')}" for r in self.replicas]
+            raise RuntimeError(f"no replica became ready within {timeout_s:.0f}s; " + "; ".join(why))
 
     def _redis_process(self) -> Process:
         workdir = self.options.run_dir / "redis"
@@ -267,6 +330,7 @@ class NativeStack:
             "BACKEND_GATEWAY_TOKEN": self.token,
             "BACKEND_REPLICA_NAME": f"replica-{index}",
             **self.options.replica_env,
+            **self.options.replica_env_of.get(index, {}),
         }
         return Process(
             "replica", f"replica-{index}", command, self.logs / f"replica-{index}.log", port=port, env=env
@@ -322,12 +386,15 @@ class NativeStack:
             max_body=options.max_body,
             docs_enabled=options.docs_enabled,
             workers=options.gateway_workers,
+            worker_connections=options.gateway_worker_connections,
             worker_user=_run_dir_owner(options.run_dir),
             templates=options.gateway_templates,
         )
 
     def _render(self) -> None:
         config = self._gateway_config()
+        for shortfall in gateway.shortfalls(config):
+            print(f"warning: {shortfall}", file=sys.stderr, flush=True)
         conf_dir = self.options.run_dir / "nginx"
         paths = gateway.paths_for(config, conf_dir, self.options.run_dir)
         gateway.check(gateway.render(config, conf_dir, paths), paths["error_log"])

@@ -30,6 +30,12 @@ class Process:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     popen: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    """Wall-clock time of the last start (for uptime as operators read it)."""
+    started_monotonic: float = 0.0
+    """The same moment on the monotonic clock (for the restart policy)."""
+    stopping: bool = False
+    """Asked to stop (`stop()`): supervision leaves it down until it is started again."""
 
     @property
     def pid(self) -> int:
@@ -40,8 +46,14 @@ class Process:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.started_at, self.started_monotonic = time.time(), time.monotonic()
+        self.stopping = False
         env = {**os.environ, **PINNED_THREADS, **self.env}
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
@@ -55,26 +67,56 @@ class Process:
             )
 
     def signal(self, signum: int) -> None:
-        if self.running:
+        if not self.has_exited():
             os.kill(self.pid, signum)
 
+    def has_exited(self) -> bool:
+        """Whether it has exited, without reaping it: until it is reaped its pid, which is also its
+        group's id (own session), cannot be reused, so `kill_group` still reaches only its own."""
+        if self.popen is None or self.popen.returncode is not None:
+            return True
+        try:
+            found = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped meanwhile (Popen.poll in another thread)
+            return True
+        return found is not None
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of its process group: nginx workers outlive a SIGKILLed master and
+        keep the listening socket (a new master could not bind), redis may leave a rewrite child."""
+        if self.popen is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+
+    def exit_code(self) -> int:
+        """Reap it (after it has exited) and return Popen's return code: negative for a signal."""
+        assert self.popen is not None, f"{self.name} was never started"
+        return self.popen.wait()
+
     def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM (graceful: uvicorn drains, nginx finishes requests), then SIGKILL after the timeout."""
+        """SIGTERM (graceful: uvicorn drains, nginx finishes requests), then SIGKILL to its whole group
+        after the timeout, or to what is left of the group once it has exited."""
+        self.stopping = True
         if self.popen is None:
             return
-        if self.running:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
+        if not self.has_exited():
+            os.kill(self.popen.pid, signal.SIGTERM)  # not Popen.send_signal: it would reap it first
+            deadline = time.monotonic() + timeout_s
+            while not self.has_exited() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self.kill_group()
         self.popen.wait()
 
     def tail(self, chars: int = 2000) -> str:
         try:
-            return self.log.read_text(errors="replace")[-chars:]
+            with self.log.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - chars))
+                return log.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def last_lines(self, count: int = 8) -> list[str]:
+        return self.tail(4000).splitlines()[-count:]
 
 
 def free_port() -> int:

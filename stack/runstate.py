@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,12 @@ def read(run_dir: Path) -> dict[str, Any] | None:
 
 def remove(run_dir: Path) -> None:
     (run_dir / FILE_NAME).unlink(missing_ok=True)
+
+
+def timestamp(unix_time: float) -> str:
+    """A time as the file writes it: UTC, whole seconds, ISO 8601."""
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unix_time(stamp: str | None) -> float | None:
+    return datetime.fromisoformat(stamp).timestamp() if stamp else None

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from stack import runstate
 from stack.keys import demo_keys, demo_login
 from stack.native import NativeStack, StackOptions
 from stack.procs import free_port
@@ -105,3 +106,21 @@ def gateway_entry(stack: NativeStack, request_id: str, timeout_s: float = 3.0) -
             assert found, f"no access-log line for {request_id}"
             return found[0]
         time.sleep(0.05)
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.02) -> float:
+    """Poll `check` until it holds; returns the monotonic time it first did. TimeoutError names `what`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if check():
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s}s")
+        time.sleep(every_s)
+
+
+def recorded(stack: NativeStack, name: str) -> dict[str, Any]:
+    """One process's entry in the stack's run-state file, as an operator or a client reads it."""
+    state = runstate.read(stack.options.run_dir)
+    assert state is not None, "no run-state file"
+    return next(p for p in state["processes"] if p["name"] == name)

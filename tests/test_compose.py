@@ -94,6 +94,19 @@ def test_replicas_wait_for_the_trainer_and_a_healthy_redis(config: dict[str, Any
     assert config["services"]["gateway"]["depends_on"]["backend"]["condition"] == "service_healthy"
 
 
+def test_what_runs_for_good_is_restarted_and_one_shots_are_not(config: dict[str, Any]) -> None:
+    policies = {name: service.get("restart", "no") for name, service in config["services"].items()}
+
+    assert policies == {  # a crash restarts a service on Docker and on the podman engine alike
+        "redis": "unless-stopped",
+        "redis-data": "unless-stopped",
+        "backend": "unless-stopped",
+        "gateway": "unless-stopped",
+        "ui": "unless-stopped",
+        "trainer": "no",
+    }
+
+
 def test_every_build_refers_to_files_that_exist(config: dict[str, Any]) -> None:
     for service in config["services"].values():
         if "build" in service:

@@ -1,5 +1,6 @@
 """The Compose stack for real: `docker compose up --build --wait` on an empty model store, then the
-gateway's promises through its published port, scaling, a killed replica, the UI and a clean `down -v`.
+gateway's promises through its published port, scaling, crashes healed by the restart policies (a replica,
+both Redis, the gateway), the UI and a clean `down -v`.
 
 Where Docker does not work, the engine command (scripts/engine.sh: podman, Compose, stand-in base images)
 sets one up first, and stops it again afterwards; the test is skipped only where none can be had."""
@@ -10,12 +11,14 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,6 @@ import httpx
 import pytest
 
 from stacks import steady_stream
-from waiting import wait_until
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
 
@@ -90,6 +92,9 @@ class ComposeStack:
         entries = [json.loads(line) for line in lines if line.startswith("{")]
         return [e for e in entries if e["request_id"].startswith(prefix)]
 
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        return dict(json.loads(run("docker", "inspect", container_id))[0])
+
     def predict(self, row: dict[str, Any], request_id: str | None = None) -> httpx.Response:
         headers = {"X-API-Key": self.keys["predict"]}
         if request_id:
@@ -97,6 +102,67 @@ class ComposeStack:
         return httpx.post(
             f"{self.url}/v1/models/churn:predict", json={"instances": [row]}, headers=headers, timeout=20
         )
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll check() until it returns something truthy, and return that; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            assert found, f"not within {timeout_s:.0f} s: {what}"
+            return found
+        time.sleep(0.2)
+
+
+def engine_time(stamp: str) -> float:
+    """An engine timestamp (RFC 3339, nanoseconds) as seconds since the epoch, like time.time()."""
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+@dataclass
+class Crash:
+    service: str
+    container_id: str
+    pid: int
+    restarts: int
+    at: float
+    """time.time() just before the signal."""
+
+
+def crash(stack: ComposeStack, service: str) -> Crash:
+    """SIGKILL a container's main process from outside, as the kernel's OOM killer or a crash would end it.
+    Not `docker kill` or `docker stop`: both engines take those as the user stopping the container, and no
+    restart policy restarts it then (Docker marks it manually stopped, podman StoppedByUser)."""
+    container = stack.containers(service)[0]
+    state = container["State"]
+    crashed = Crash(service, container["Id"], state["Pid"], container["RestartCount"], time.time())
+    cgroup = Path(f"/proc/{crashed.pid}/cgroup")
+    try:  # the engine's processes are ours to signal only if they run here (not in a VM) and we may
+        mine = crashed.container_id in cgroup.read_text()
+        if mine:
+            os.kill(crashed.pid, signal.SIGKILL)
+    except (FileNotFoundError, PermissionError):
+        mine = False
+    if not mine:  # from a throwaway container in the engine's own PID namespace
+        kill = ["sh", "-c", f"kill -KILL {crashed.pid}"]
+        run("docker", "run", "--rm", "--pid", "host", "--privileged", "--network", "none", "redis:7.0", *kill)
+    return crashed
+
+
+def restarted(stack: ComposeStack, crashed: Crash, timeout_s: float = 30) -> float:
+    """Wait until the restart policy has started the same container again (the test never starts it);
+    return when it started (time.time() scale)."""
+
+    def again() -> dict[str, Any] | None:
+        container = stack.inspect(crashed.container_id)
+        state = container["State"]
+        running_again = state["Running"] and state["Pid"] not in (0, crashed.pid)
+        return container if running_again else None
+
+    container = wait_until(again, timeout_s, f"{crashed.service} running again after its crash")
+    assert container["RestartCount"] == crashed.restarts + 1, container["RestartCount"]
+    return engine_time(container["State"]["StartedAt"])
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +194,12 @@ def report(request: pytest.FixtureRequest, line: str) -> None:
 @pytest.fixture(scope="module")
 def stack(engine: None, request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     port = free_port()
-    keys = {"predict": secrets.token_urlsafe(32), "admin": secrets.token_urlsafe(32)}
+    keys = {scope: secrets.token_urlsafe(32) for scope in ("predict", "users", "admin")}
     login = ("e2e", secrets.token_urlsafe(12))
     env = {
         **os.environ,
         "GATEWAY_TOKEN": secrets.token_urlsafe(32),
-        "GATEWAY_KEYS": f"e2e-client:predict:{keys['predict']},e2e-ops:admin:{keys['admin']}",
+        "GATEWAY_KEYS": ",".join(f"e2e-{scope}:{scope}:{key}" for scope, key in keys.items()),
         "GATEWAY_PORT": f"127.0.0.1:{port}",
         "GATEWAY_UI_USER": login[0],
         "GATEWAY_UI_PASSWORD": login[1],
@@ -165,6 +231,7 @@ def churn_row(stack: ComposeStack) -> dict[str, Any]:
 
 def test_the_trainer_filled_the_empty_store_and_keys_are_checked(stack: ComposeStack) -> None:
     models = f"{stack.url}/v1/models"
+    trainer = json.loads(run("docker", "inspect", *stack.compose("ps", "-aq", "trainer").split()))[0]
 
     assert httpx.get(models, timeout=10).status_code == 401
     listed = httpx.get(models, headers={"X-API-Key": stack.keys["predict"]}, timeout=10)
@@ -175,6 +242,12 @@ def test_the_trainer_filled_the_empty_store_and_keys_are_checked(stack: ComposeS
     )
     assert admin_with_predict_key.status_code == 403
     assert "error" in admin_with_predict_key.json()
+    # restart: "no": the one-shot trainer ran once and stays exited
+    assert (trainer["State"]["Running"], trainer["State"]["ExitCode"], trainer["RestartCount"]) == (
+        False,
+        0,
+        0,
+    )
 
 
 def test_a_prediction_misses_then_hits_the_shared_cache(
@@ -259,10 +332,11 @@ def test_a_fourth_replica_gets_traffic_without_restarting_the_gateway(
     assert gateway_after["State"]["StartedAt"] == gateway_before["State"]["StartedAt"]
 
 
-def test_a_killed_replica_costs_no_request(stack: ComposeStack, churn_row: dict[str, Any]) -> None:
-    victim = stack.containers("backend")[0]["Name"].lstrip("/")
+def test_a_crashed_replica_costs_no_request_and_comes_back(
+    stack: ComposeStack, churn_row: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
     failed: list[str] = []
-    prefix = f"kill-{secrets.token_hex(4)}"
+    prefix = f"crash-{secrets.token_hex(4)}"
 
     def send(i: int) -> httpx.Response:
         row = {**churn_row, "monthly_charges": 2000.0 + i}  # distinct rows: no cache hits
@@ -271,16 +345,124 @@ def test_a_killed_replica_costs_no_request(stack: ComposeStack, churn_row: dict[
             failed.append(f"{answer.headers.get('X-Request-ID')}: {answer.status_code} {answer.text[:100]}")
         return answer
 
-    with steady_stream(send, clients=4, max_s=60.0) as outcomes:
-        wait_until(lambda: outcomes.total() >= 20, what="a stream under way")
-        run("docker", "kill", victim)
-        killed_at = outcomes.total()
-        wait_until(lambda: outcomes.total() >= killed_at + 60, what="60 requests after the kill")
+    with steady_stream(send, clients=4, max_s=90.0) as outcomes:
+        wait_until(lambda: outcomes[200] >= 20, 20, "the stream under way")
+        crashed = crash(stack, "backend")
+        back = restarted(stack, crashed)
+        name = stack.inspect(crashed.container_id)["Name"].lstrip("/")
+
+        def serving_again() -> bool:  # the gateway re-resolves the name every 5 s and skips it until ready
+            return name in spread(stack, churn_row, f"{prefix}-back-{secrets.token_hex(2)}", 8)
+
+        wait_until(serving_again, 60, f"{name} taking traffic again")
+        serving = time.time()
+    report(
+        request,
+        f"compose e2e: replica {name} SIGKILLed: restarted after {back - crashed.at:.1f} s, "
+        f"taking traffic again after {serving - crashed.at:.1f} s; the stream: {dict(outcomes)}",
+    )
     failed_ids = {line.split(":")[0] for line in failed}
     log = [e for e in stack.gateway_entries(prefix) if e["request_id"] in failed_ids]
 
     assert outcomes[200] > 50
     assert set(outcomes) == {200}, (outcomes, failed, log)
+
+
+def test_a_crashed_cache_redis_comes_back_and_predictions_never_fail(
+    stack: ComposeStack, churn_row: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
+    answers: list[tuple[float, str]] = []  # (sent at, X-Cache) of each 200
+
+    def send(i: int) -> httpx.Response:
+        sent = time.time()
+        answer = stack.predict({**churn_row, "monthly_charges": 7000.0 + i % 8})  # 8 rows: mostly hits
+        if answer.status_code == 200:
+            answers.append((sent, answer.headers["X-Cache"]))
+        return answer
+
+    def hit_after(moment: float) -> bool:
+        return any(cache == "HIT" and sent > moment for sent, cache in list(answers))
+
+    with steady_stream(send, clients=4, max_s=90.0) as outcomes:
+        wait_until(lambda: hit_after(0), 20, "hits before the crash")
+        crashed = crash(stack, "redis")
+        back = restarted(stack, crashed)
+        wait_until(lambda: hit_after(back), 15, "a HIT after the cache Redis came back")
+    after = [(sent, cache) for sent, cache in answers if sent > crashed.at]
+    first_hit = min(sent for sent, cache in after if cache == "HIT" and sent > back)
+    while_down = [cache for sent, cache in after if crashed.at + 0.2 < sent < back]  # replicas notice at once
+    report(
+        request,
+        f"compose e2e: cache Redis SIGKILLed: restarted after {back - crashed.at:.1f} s, first HIT "
+        f"{first_hit - back:.1f} s later; answers since the crash: {dict(Counter(c for _, c in after))}",
+    )
+
+    assert set(outcomes) == {200}, outcomes
+    assert "BYPASS" in {cache for _, cache in after}
+    assert set(while_down) <= {"BYPASS"}, Counter(while_down)
+    assert first_hit - back < 10, f"first HIT {first_hit - back:.1f} s after the cache Redis came back"
+
+
+def test_a_crashed_data_redis_loses_no_acknowledged_write(
+    stack: ComposeStack, request: pytest.FixtureRequest
+) -> None:
+    users = f"{stack.url}/v1/users"
+    headers = {"X-API-Key": stack.keys["users"]}
+    prefix = f"heal-{secrets.token_hex(4)}"
+    acknowledged: dict[str, float] = {}  # user id -> when its write was sent
+    refused: list[httpx.Response] = []
+
+    def create(user_id: str) -> httpx.Response:
+        sent = time.time()
+        answer = httpx.post(users, json={"user_id": user_id}, headers=headers, timeout=20)
+        if answer.status_code == 201:
+            acknowledged[user_id] = sent
+        else:
+            refused.append(answer)
+        return answer
+
+    def acknowledged_after(moment: float) -> bool:
+        return any(sent > moment for sent in list(acknowledged.values()))
+
+    for i in range(30):
+        assert create(f"{prefix}-before-{i}").status_code == 201
+    with steady_stream(lambda i: create(f"{prefix}-during-{i}"), clients=4, max_s=60.0) as outcomes:
+        wait_until(lambda: outcomes[201] >= 10, 20, "writes under way")
+        crashed = crash(stack, "redis-data")
+        back = restarted(stack, crashed)
+        wait_until(lambda: acknowledged_after(back), 20, "writes acknowledged again after the return")
+    report(
+        request,
+        f"compose e2e: data Redis SIGKILLed: restarted after {back - crashed.at:.1f} s; "
+        f"writes: {dict(outcomes)}",
+    )
+    readable = Counter(
+        httpx.get(f"{users}/{user_id}", headers=headers, timeout=20).status_code for user_id in acknowledged
+    )
+
+    assert set(outcomes) == {201, 503}, outcomes  # writes met the outage; none answered otherwise
+    assert all(r.headers.get("Retry-After") for r in refused), [dict(r.headers) for r in refused[:3]]
+    assert readable == {200: len(acknowledged)}, readable
+
+
+def test_a_crashed_gateway_comes_back(stack: ComposeStack, request: pytest.FixtureRequest) -> None:
+    crashed = crash(stack, "gateway")
+    back = restarted(stack, crashed)
+
+    def serving() -> bool:
+        headers = {"X-API-Key": stack.keys["predict"]}
+        try:
+            models = httpx.get(f"{stack.url}/v1/models", headers=headers, timeout=5)
+        except httpx.HTTPError:
+            return False
+        return models.status_code == 200
+
+    wait_until(serving, 20, "the gateway serving on its published port again")
+    report(
+        request,
+        f"compose e2e: gateway SIGKILLed: restarted after {back - crashed.at:.1f} s, "
+        f"serving again after {time.time() - crashed.at:.1f} s",
+    )
 
 
 def test_the_ui_answers_behind_its_login(stack: ComposeStack) -> None:

@@ -144,7 +144,8 @@ def test_run_state_file_follows_the_contract(stack: NativeStack) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert state["gateway_url"] == stack.gateway_url
     assert {p["role"] for p in state["processes"]} >= {"gateway", "replica", "redis"}
-    assert all({"role", "pid", "port", "log"} == set(p) for p in state["processes"])
+    assert all({"role", "pid", "port", "log"} <= set(p) for p in state["processes"])  # more may be added
+    assert all(p["state"] in ("running", "restarting") for p in state["processes"])  # supervision's
 
 
 def test_rate_limit_answers_429_with_retry_after(

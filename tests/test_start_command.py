@@ -1,9 +1,11 @@
-"""The README's path: `python -m stack up` on an empty store, a prediction with curl, a clean stop."""
+"""The README's path: `python -m stack up` on an empty store, a prediction with curl, a replica that
+crashes and comes back, `make status`, and a clean stop with `make stop`."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +30,7 @@ def wait_for_file(path: Path, process: subprocess.Popen[str], timeout_s: float) 
     raise TimeoutError(f"{path} not written within {timeout_s}s")
 
 
-def test_start_command_trains_serves_and_stops_cleanly(tmp_path: Path) -> None:
+def test_start_command_trains_serves_heals_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -56,9 +58,16 @@ def test_start_command_trains_serves_and_stops_cleanly(tmp_path: Path) -> None:
         answer = json.loads(
             curl(f"{state['gateway_url']}/v1/models/churn:predict", key, {"instances": [row]})
         )
-    finally:
-        process.send_signal(signal.SIGTERM)
+        crashed = next(p for p in state["processes"] if p["role"] == "replica")
+        os.kill(crashed["pid"], signal.SIGKILL)
+        healed = wait_for_restart(tmp_path / ".run" / "stack.json", crashed["name"], process, timeout_s=30)
+        status = stack_command("status", env, tmp_path)
+        stopped = stack_command("down", env, tmp_path)
         output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=60)
 
     assert answer["predictions"][0] in (0, 1)
     assert sorted(p.name for p in (tmp_path / "model_store").iterdir()) == [
@@ -70,8 +79,39 @@ def test_start_command_trains_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0, output
     assert "mlstack is up" in output
     assert {p["role"] for p in state["processes"]} >= {"redis", "redis-data", "replica", "gateway"}
+    assert healed["pid"] != crashed["pid"]
+    assert (healed["port"], healed["restarts"], healed["state"]) == (crashed["port"], 1, "running")
+    assert f"{crashed['name']} (replica) exited (signal SIGKILL)" in output
+    assert re.search(rf"{crashed['name']}\s.*running\s+up \d+m\d\ds\s+restarts 1", status)
+    assert "stack stopped" in stopped
+    assert "stack stopped" in output  # the start command stopped its own processes, on request
     assert not (tmp_path / ".run" / "stack.json").exists()
-    assert all(not Path(f"/proc/{p['pid']}").exists() for p in state["processes"])
+    assert all(not Path(f"/proc/{p['pid']}").exists() for p in [*state["processes"], healed])
+
+
+def wait_for_restart(path: Path, name: str, process: subprocess.Popen[str], timeout_s: float) -> dict:  # type: ignore[type-arg]
+    """The process's entry in the run-state file once supervision has started it again."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        entry = next(p for p in json.loads(path.read_text())["processes"] if p["name"] == name)
+        if entry.get("restarts") == 1 and entry["state"] == "running":
+            return entry  # type: ignore[no-any-return]
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        time.sleep(0.1)
+    raise TimeoutError(f"{name} not restarted within {timeout_s}s")
+
+
+def stack_command(command: str, env: dict[str, str], cwd: Path) -> str:
+    """`python -m stack status|down`, as `make status|stop` run them, from where the stack was started."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stack", command],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    return done.stdout + done.stderr
 
 
 def curl(url: str, key: str, body: dict | None = None) -> str:  # type: ignore[type-arg]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,6 +140,26 @@ def test_user_data_writes_are_never_replayed_on_another_replica(tmp_path: Path) 
 
     assert "location ~ ^/v1/users(/|$)" in users
     assert "non_idempotent" not in users  # so a POST that reached one replica is never sent to another
+
+
+@pytest.mark.parametrize("user_unit", [False, True])
+def test_the_systemd_unit_runs_the_start_command_from_this_checkout(tmp_path: Path, user_unit: bool) -> None:
+    command = [sys.executable, "-m", "stack", "systemd-unit", *(["--user"] if user_unit else [])]
+    text = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60).stdout
+    unit = configparser.ConfigParser(strict=True, interpolation=None)
+    unit.read_string(text)
+    service = unit["Service"]
+    (tmp_path / "mlstack.service").write_text(text)
+
+    assert service["ExecStart"] == f"{sys.executable} -m stack up"
+    assert Path(service["WorkingDirectory"]) == ROOT
+    assert (service["KillMode"], service["Restart"]) == ("mixed", "on-failure")
+    assert ("User" in service) is not user_unit
+    if shutil.which("systemd-analyze"):  # systemd's own check: syntax, directives, that the binary exists
+        # (in system mode for both: --user needs a user session's manager, absent where tests run)
+        verify = ["systemd-analyze", "verify", str(tmp_path / "mlstack.service")]
+        checked = subprocess.run(verify, capture_output=True, text=True, timeout=60)
+        assert (checked.returncode, checked.stderr) == (0, "")
 
 
 def test_every_type_ignore_in_the_checked_code_names_its_error_and_says_why() -> None:

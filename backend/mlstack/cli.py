@@ -1,4 +1,5 @@
-"""`mlstack`: the model store's command line. `train` searches, evaluates and publishes a new version."""
+"""`mlstack`: the model store's command line. `train` searches, evaluates and publishes a new version;
+`profile` explores a data set without training."""
 
 from __future__ import annotations
 
@@ -11,17 +12,32 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 
 from mlstack.errors import ServingError
+from mlstack.profile.build import build_profile
+from mlstack.profile.report import render_html, summary
 from mlstack.serving.lifecycle import Lifecycle, primary_metric
+from mlstack.settings import Settings
+from mlstack.store import signing
 from mlstack.store.manifest import MODEL_NAME, Manifest
 from mlstack.store.model_store import ModelStore
 from mlstack.training.datasets import DEMO_SETS, demo_dataset
-from mlstack.training.publish import TrainingRequest, frame_sha256, guess_task, train_and_publish
+from mlstack.training.pipeline import infer_schema
+from mlstack.training.publish import (
+    TrainingRequest,
+    clean_target,
+    frame_sha256,
+    guess_task,
+    profile_bytes,
+    train_and_publish,
+)
 from mlstack.training.recommend_cli import RECOMMEND_DEMO, train_recommender
 
 MIN_ROWS = 50
+DEFAULT_KEY_FILE = Path("keys/model-signing.key")
+KEY_HELP = "private key file to sign with; - reads it from standard input (default: BACKEND_SIGNING_KEY_FILE)"
 MIN_CLASS_ROWS = 5
 
 
@@ -84,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--store-dir", type=Path, help="model store root (default: BACKEND_STORE_DIR or model_store)"
     )
+    train.add_argument("--key", type=Path, help=KEY_HELP)
     train.add_argument(
         "--threads",
         type=int,
@@ -91,8 +108,27 @@ def _parser() -> argparse.ArgumentParser:
         help="native threads for estimators (default 1: OpenMP crawls when busy)",
     )
     train.set_defaults(handler=_train)
+    _profile_command(commands)
     _lifecycle_commands(commands)
     return parser
+
+
+def _profile_command(commands: Any) -> None:
+    profile = commands.add_parser(
+        "profile", help="profile a data set: a summary here and a standalone HTML report (no training)"
+    )
+    source = profile.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", type=Path, help="a CSV file with a header row")
+    source.add_argument("--demo", choices=DEMO_SETS, help="a built-in synthetic data set")
+    profile.add_argument("--target", help="the column a model would predict (default: the demo set's)")
+    profile.add_argument(
+        "--task", choices=["classification", "regression"], help="default: guessed from the target"
+    )
+    profile.add_argument("--rows", type=int, help="rows to generate for a demo set")
+    profile.add_argument("--seed", type=int, default=0)
+    profile.add_argument("--out", type=Path, help="the HTML report (default: <data name>-profile.html)")
+    profile.add_argument("--json", type=Path, help="also write the profile as JSON (profile.json's shape)")
+    profile.set_defaults(handler=_profile)
 
 
 def _lifecycle_commands(commands: Any) -> None:
@@ -113,13 +149,28 @@ def _lifecycle_commands(commands: Any) -> None:
     canary.add_argument("version", help="a version, or off")
     canary.add_argument("percent", type=float, nargs="?")
     canary.set_defaults(handler=_canary)
-    verify = commands.add_parser("verify", help="re-check every version's files, sha256 and library versions")
+    verify = commands.add_parser(
+        "verify", help="re-check every version's files, sha256, signature (with a public key) and libraries"
+    )
     verify.set_defaults(handler=_verify)
+    sign = commands.add_parser("sign", help="sign versions published without a signature")
+    sign.add_argument("model", nargs="?", help="only this model (default: every model)")
+    sign.add_argument("version", nargs="?", help="only this version (default: every version)")
+    sign.add_argument("--key", type=Path, help=KEY_HELP)
+    sign.add_argument(
+        "--replace", action="store_true", help="also re-sign versions signed by another key (key rotation)"
+    )
+    sign.set_defaults(handler=_sign)
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair to sign versions with")
+    keygen.add_argument(
+        "--key", type=Path, help=f"private key file to create (default: {DEFAULT_KEY_FILE}); .pub beside it"
+    )
+    keygen.set_defaults(handler=_keygen)
     serve = commands.add_parser("serve", help="run one serving replica until SIGTERM (settings: BACKEND_*)")
     serve.add_argument("--host", help="listen address (default: BACKEND_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: BACKEND_PORT or 8000)")
     serve.set_defaults(handler=_serve)
-    for sub in (listing, promote, rollback, canary, verify):
+    for sub in (listing, promote, rollback, canary, verify, sign, keygen):
         sub.add_argument(
             "--store-dir", type=Path, help="model store root (default: BACKEND_STORE_DIR or model_store)"
         )
@@ -127,7 +178,6 @@ def _lifecycle_commands(commands: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from mlstack.server.launch import serve  # the serving stack only for this command
-    from mlstack.settings import Settings
 
     given = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
     serve(Settings(**given))
@@ -135,7 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(args, key_file=args.key)
     if args.demo == RECOMMEND_DEMO:
         return train_recommender(args, store)
     request = _training_request(args)
@@ -150,8 +200,57 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace) -> ModelStore:
-    return ModelStore(args.store_dir or _default_store_dir())
+def _profile(args: argparse.Namespace) -> int:
+    frame, target, source, sha, _ = _demo_source(args) if args.demo else _csv_source(args)
+    task = args.task or guess_task(frame[target].dropna())
+    _check_target(frame, target, task)
+    frame = clean_target(frame, target, task)
+    profile = build_profile(frame, target, infer_schema(frame, target), task, source, sha)
+    out = args.out or Path(f"{_model_name(Path(source).stem)}-profile.html")
+    out.write_text(render_html(profile), encoding="utf-8")
+    if args.json:
+        args.json.write_bytes(profile_bytes(profile))
+    print(summary(profile))
+    print(f"report: {out}")
+    return 0
+
+
+def _store(args: argparse.Namespace, key_file: Path | None = None) -> ModelStore:
+    """The store, signing what it publishes with the configured private key and checking signatures
+    with the configured public key, as the replicas will."""
+    settings = _settings()
+    root = args.store_dir or settings.store_dir
+    key_file = key_file or settings.signing_key_file
+    signer = _signer(key_file, root) if key_file else None
+    verifier = signing.verifier_for(settings.signing_public_key)
+    if signer and verifier and signer.key_id != verifier.key_id:
+        raise UsageError(
+            f"the signing key {key_file} (key {signer.key_id}) does not match BACKEND_SIGNING_PUBLIC_KEY "
+            f"(key {verifier.key_id}): replicas would refuse what it signs"
+        )
+    return ModelStore(root, settings.max_artifact_bytes, signer=signer, verifier=verifier)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:  # e.g. a BACKEND_SIGNING_PUBLIC_KEY that is not a key
+        raise UsageError(f"settings: {exc}") from None
+
+
+def _signer(key_file: Path, store_root: Path) -> signing.Signer:
+    try:
+        if str(key_file) == "-":  # e.g. into a container: `docker compose run -T ... --key - < key`
+            return signing.Signer.from_pem(sys.stdin.buffer.read(), "standard input")
+        if _inside(key_file, store_root):
+            raise UsageError(f"the signing key {key_file} is inside the model store; keep it outside")
+        return signing.Signer.from_file(key_file)
+    except signing.BadKey as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def _refusing(action: Callable[[], T]) -> T:
@@ -209,6 +308,44 @@ def _canary(args: argparse.Namespace) -> int:
     _refusing(lambda: lifecycle.set_canary(args.model, args.version, args.percent))
     print(f"{args.model}: {args.percent:g}% of predictions go to version {args.version}")
     return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    settings = _settings()
+    key_file = args.key or settings.signing_key_file or DEFAULT_KEY_FILE
+    if key_file.exists():
+        raise UsageError(f"{key_file} exists; a key is never overwritten (move it away first)")
+    if _inside(key_file, args.store_dir or settings.store_dir):
+        raise UsageError(f"{key_file} is inside the model store; keep the private key outside it")
+    signer = signing.generate_key_pair(key_file)
+    public = signing.public_key_text(signer.public)
+    print(f"private key {key_file} (key {signer.key_id}; mode 0600: keep it secret, off replicas)")
+    print(f"public key  {signing.public_path(key_file)}")
+    print("add to .env (the public key goes to every replica, the private key only where you publish):")
+    print(f"  BACKEND_SIGNING_KEY_FILE={key_file}")
+    print(f"  BACKEND_SIGNING_PUBLIC_KEY={public}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    store = _store(args, key_file=args.key)
+    if store.signer is None:
+        raise UsageError(
+            "no signing key: set BACKEND_SIGNING_KEY_FILE or pass --key (mlstack keygen makes one)"
+        )
+    if args.model is not None and args.model not in store.models():
+        raise UsageError(f"model {args.model!r} not found")
+    failed = 0
+    for model in [args.model] if args.model else store.models():
+        versions = [args.version] if args.version else store.versions(model)
+        for version in versions:
+            try:
+                signed = store.sign(model, version, replace=args.replace)
+                print(f"{'signed' if signed else 'already signed':<15} {model}/{version}")
+            except ServingError as exc:
+                failed += 1
+                print(f"NOT SIGNED      {model}/{version}: {exc}")
+    return 1 if failed else 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -305,12 +442,6 @@ def _model_name(stem: str) -> str:
     return name if name and name[0].isalpha() else f"model-{name}"
 
 
-def _default_store_dir() -> Path:
-    from mlstack.settings import Settings  # reads .env only when no --store-dir is given
-
-    return Settings().store_dir
-
-
 def _report(manifest: Manifest, store: ModelStore, promoted: bool) -> None:
     shown = {k: v for k, v in manifest.metrics.items() if isinstance(v, float)}
     print(
@@ -319,6 +450,10 @@ def _report(manifest: Manifest, store: ModelStore, promoted: bool) -> None:
     )
     print("  held-out test: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
     print(f"  onnx: {_onnx_line(manifest)}")
+    print(
+        f"  signed by key {store.signer.key_id}" if store.signer else "  unsigned (no signing key configured)"
+    )
+    print(f"  explanations: {_explanation_line(manifest)}")
     print(f"  {_relative(store.root / manifest.model / manifest.version)}")
 
 
@@ -327,6 +462,13 @@ def _onnx_line(manifest: Manifest) -> str:
     if facts is None or not facts.published:
         return f"not published: {facts.reason if facts else 'no export'}"
     return f"published, max difference {facts.max_abs_diff:.1e} on {facts.checked_rows} held-out rows"
+
+
+def _explanation_line(manifest: Manifest) -> str:
+    facts = manifest.explanation
+    if facts is None or facts.method is None:
+        return f"none: {facts.reason if facts else 'not prepared'}"
+    return facts.method + (f", {facts.background_rows} background rows" if facts.background_rows else "")
 
 
 def _relative(path: Path) -> Path:

@@ -11,8 +11,10 @@ Every error a client can cause, the status it maps to, and the one place that re
   + TooManyRows           413  more instances than the batch limit
   + Conflict              409  the store's state forbids it (delete the current version, promote a worse one)
   + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
+  + NotExplainable        409  the version cannot be explained (published before explanations, or its model)
   + ModelNotReady         503  known, but no verified version is loaded
   + UserDataUnavailable   503  the user data store is not configured or does not answer
+  + Overloaded            503  the replica is past the load it accepts (serving/admission.py)
 
 Every error answers {"error": "<message>"} with Content-Type application/json, the shape of the Open
 Inference Protocol and of the gateway's own errors.
@@ -89,6 +91,10 @@ class ArtifactRejected(ServingError):
         self.file, self.check = file, check
 
 
+class NotExplainable(ServingError):
+    status_code = 409
+
+
 class ModelNotReady(ServingError):
     status_code = 503
     retry_after_s = 2
@@ -97,6 +103,11 @@ class ModelNotReady(ServingError):
 class UserDataUnavailable(ServingError):
     status_code = 503
     retry_after_s = 2
+
+
+class Overloaded(ServingError):
+    status_code = 503
+    retry_after_s = 1
 
 
 def _allowed_methods(request: Request) -> list[str]:

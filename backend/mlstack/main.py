@@ -11,17 +11,19 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from mlstack import __version__, errors
-from mlstack.api import admin, convertors, docs, openapi, ops, users, v1, v2
+from mlstack.api import admin, convertors, docs, openapi, ops, profile, users, v1, v2
 from mlstack.api.memory import AnswerMemory
 from mlstack.api.middleware import EdgeMiddleware
 from mlstack.cache.predictions import PredictionCache
 from mlstack.recommend.erasure import CachedRecommendations
+from mlstack.serving.admission import InFlight
 from mlstack.serving.core import Predictor
 from mlstack.serving.registry import Registry
 from mlstack.serving.runtimes import RuntimeFactory
 from mlstack.serving.watcher import StoreWatcher
 from mlstack.settings import Settings
 from mlstack.store.model_store import ModelStore
+from mlstack.store.signing import verifier_for
 from mlstack.telemetry.board import StatsBoard
 from mlstack.telemetry.logs import configure_logging
 from mlstack.telemetry.metrics import Metrics
@@ -38,7 +40,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = ModelStore(settings.store_dir, settings.max_artifact_bytes)
+        verifier = verifier_for(settings.signing_public_key)
+        store = ModelStore(settings.store_dir, settings.max_artifact_bytes, verifier=verifier)
         cache = PredictionCache(
             settings, on_near_hits=metrics.near_cache_rows.inc, on_unwritten=metrics.cache_unwritten_rows.inc
         )
@@ -71,7 +74,7 @@ def create_app(
     )
     errors.install(app)
     convertors.register()  # the {model:model} and {version:version} path types, before any route is built
-    for module in (v1, v2, admin, ops, users):
+    for module in (v1, v2, admin, ops, users, profile):
         # The routes themselves, not include_router(): FastAPI matches an included router lazily, route
         # by route and twice per request, which cost 18 µs of a 100 µs request.
         app.router.routes.extend(module.router().routes)
@@ -83,7 +86,8 @@ def create_app(
         document = partial(openapi.document, app, settings)
         app.openapi = document  # type: ignore[method-assign]  # FastAPI's documented hook for its document
     token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
-    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token)
+    in_flight = InFlight(settings.max_in_flight, settings.max_waiting, settings.max_wait_ms / 1000)
+    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token, in_flight=in_flight)
     return app
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlstack.store.signing import parse_public_key
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,14 @@ class Settings(BaseSettings):
 
     max_artifact_bytes: int = Field(default=512 << 20, ge=1)
     """Largest model artifact a replica will open; a bigger file is refused before it is read."""
+
+    signing_public_key: str | None = None
+    """Ed25519 public key (one line, from `mlstack keygen`): replicas then refuse, before unpickling, any
+    version whose model.sig is missing or wrong. Unset or empty: versions are not asked to be signed."""
+
+    signing_key_file: Path | None = None
+    """Private key that `mlstack train` and `mlstack sign` sign versions with; keep it outside the model
+    store, and off replicas. Unset or empty: versions are published unsigned."""
 
     redis_url: str | None = None
     """Prediction cache shared by all replicas (redis://host:port/db). Unset: X-Cache says BYPASS."""
@@ -77,9 +87,29 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(default=2.0, ge=0)
     """Longest a request waits for others to join its call (0: merge only what is already waiting)."""
 
+    max_in_flight: int = Field(default=32, ge=1)
+    """Most prediction and user-data requests a replica works on at once. Past it a request waits for a
+    place (max_waiting, max_wait_ms) or gets 503 with Retry-After: past capacity a queue adds only latency."""
+
+    max_waiting: int = Field(default=1024, ge=0)
+    """Most requests waiting for a place past max_in_flight; one more gets 503 at once."""
+
+    max_wait_ms: float = Field(default=20.0, ge=0)
+    """Longest a waiting request may have waited and still get a place (the newest waiter gets it first).
+    One that waited longer is not served: it gets 503 half a second after it arrived."""
+
+    max_queued_rows: int = Field(default=4096, ge=1)
+    """Most rows waiting for or in a prediction; a request that would pass it gets 503 with Retry-After
+    at once (a request alone is always taken, whatever its size)."""
+
     onnx_enabled: bool = True
     """Serve a version with onnxruntime (one thread) when it has a verified ONNX export; else, or when
     false, with its joblib pipeline. A broken ONNX file is logged and the joblib pipeline serves."""
+
+    explain_permutations: int = Field(default=10, ge=2)
+    """Feature orderings per row for the sampling explanation method (models neither linear nor tree
+    ensembles): each costs (features - 1) x 100 background rows of model evaluations. More is slower and
+    nearer the exact Shapley values; the contributions add up to the output at any count."""
 
     max_instances: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""
@@ -111,3 +141,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     """Python logging level of the replica."""
+
+    @field_validator("signing_public_key", "signing_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`BACKEND_SIGNING_PUBLIC_KEY=` in .env (or from Compose) means no key, not a key named ''."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("signing_public_key")
+    @classmethod
+    def _is_a_public_key(cls, value: str | None) -> str | None:
+        """A key that cannot be read stops the replica at start: it never serves unchecked versions."""
+        if value is not None:
+            parse_public_key(value)  # BadKey is a ValueError: pydantic names the field
+        return value

@@ -114,7 +114,7 @@ def test_a_failed_parity_check_publishes_no_onnx_and_says_why(
     assert train(tmp_path) == 0
 
     manifest = ModelStore(tmp_path).verify("churn", "1")
-    assert manifest.extra_artifacts == []
+    assert manifest.onnx_artifact is None
     assert not (tmp_path / "churn" / "1" / "model.onnx").exists()
     assert manifest.onnx is not None
     assert not manifest.onnx.published

@@ -96,3 +96,16 @@ def test_models_and_monitor_pages_render(page: Page, path: str, heading: str) ->
     page.wait_for_timeout(1500)  # let the charts draw before the screenshot
     assert page.locator("[data-testid='stException']").count() == 0
     snapshot(page, heading.lower())
+
+
+def test_explore_draws_distributions_target_relations_and_correlations(page: Page) -> None:
+    page.goto("/ui/explore")
+
+    expect(page.get_by_role("heading", name="Explore")).to_be_visible(timeout=20_000)
+    expect(page.get_by_role("heading", name="Correlations between numeric features")).to_be_visible()
+    charts = page.locator("[data-testid='stVegaLiteChart']")
+    expect(charts).to_have_count(3, timeout=20_000)
+    for i in range(3):
+        expect(charts.nth(i).locator("canvas, svg").first).to_be_visible(timeout=20_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    snapshot(page, "explore")

@@ -147,3 +147,39 @@ def forget_cached_clients() -> None:
     state.client().close()
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_explore_page_shows_a_classifiers_profile(ui_env: NativeStack) -> None:
+    at = run_page("views/explore.py")
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Rows"], metrics["Target"], metrics["Task"]) == ("800", "churned", "classification")
+    table = at.dataframe[0].value
+    assert len(table) == 9
+    assert table["mutual information"].is_monotonic_decreasing
+    assert len(at.get("vega_lite_chart")) == 3  # distribution, target per bin, correlations
+
+    at.selectbox(key="explore-feature").set_value("contract").run()
+    at.radio(key="explore-correlation").set_value("spearman").run()
+    assert not at.exception
+    assert "churned per category" in texts(at)
+
+
+def test_explore_page_shows_a_regressors_profile(ui_env: NativeStack) -> None:
+    at = run_page("views/explore.py")
+    at.selectbox(key="explore-model").set_value("maintenance").run()
+    at.selectbox(key="explore-feature").set_value("vibration_rms").run()
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert not at.exception
+    assert (metrics["Target"], metrics["Task"]) == ("remaining_useful_life_days", "regression")
+    assert "remaining_useful_life_days per bin" in texts(at)
+    assert len(at.get("vega_lite_chart")) == 3
+
+
+def test_a_recommender_has_no_profile_and_says_so(ui_env: NativeStack) -> None:
+    with GatewayClient(FrontendSettings()) as client, pytest.raises(GatewayError) as caught:
+        client.profile("recommend")
+
+    assert caught.value.status == 404
+    assert "has no profile" in str(caught.value)

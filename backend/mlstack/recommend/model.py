@@ -39,6 +39,21 @@ class Ranked:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class Interests:
+    """Positive interest per catalogue index, the indexes never recommended, and which interests come
+    from the history itself (the others stand for a preferred genre)."""
+
+    weights: dict[int, float]
+    excluded: set[int]
+    from_history: frozenset[int]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        indexes = np.fromiter(self.weights, dtype=np.int64, count=len(self.weights))
+        values = np.fromiter(self.weights.values(), dtype=np.float64, count=len(self.weights))
+        return indexes, values
+
+
 class Recommender:
     """A loaded artifact: popularity, item factors (matrix factorisation) or item neighbours (item-item)."""
 
@@ -96,6 +111,20 @@ class Recommender:
         seen: Iterable[str] = (),
     ) -> Ranked:
         """Top-k for a history of (item id, weight) and preferred genres; seen items are left out."""
+        return self.rank(self.interests(history, genres, seen), k)
+
+    def rank(self, interests: Interests, k: int) -> Ranked:
+        """Top-k for known interests; the popular items when there are none."""
+        if not interests.weights:
+            return self._top(self.popularity.astype(np.float64), k, interests.excluded, "popular")
+        indexes, weights = interests.arrays()
+        return self._top(self.scores(indexes, weights), k, interests.excluded, "personal")
+
+    def interests(
+        self, history: Iterable[tuple[str, float]], genres: Sequence[str] = (), seen: Iterable[str] = ()
+    ) -> Interests:
+        """What a history says: positive weights per item (a preferred genre adds its popular films) and
+        the items never to recommend (everything in the history, and `seen`)."""
         totals: dict[int, float] = {}
         for item, weight in history:
             index = self.index.get(item)
@@ -103,14 +132,11 @@ class Recommender:
                 totals[index] = totals.get(index, 0.0) + weight
         excluded = set(totals) | {self.index[i] for i in seen if i in self.index}
         positive = {i: w for i, w in totals.items() if w > 0}
+        from_history = frozenset(positive)
         for genre in genres:
             for index in self._by_genre.get(genre, ()):
                 positive[int(index)] = positive.get(int(index), 0.0) + 1.0
-        if not positive:
-            return self._top(self.popularity.astype(np.float64), k, excluded, "popular")
-        indexes = np.fromiter(positive, dtype=np.int64, count=len(positive))
-        weights = np.fromiter(positive.values(), dtype=np.float64, count=len(positive))
-        return self._top(self.scores(indexes, weights), k, excluded, "personal")
+        return Interests(positive, excluded, from_history)
 
     def popular(self, k: int) -> Ranked:
         return self._top(self.popularity.astype(np.float64), k, set(), "popular")

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mlstack.cache.predictions import Entry, PredictionCache, row_keys
+from mlstack.serving.admission import RowBudget
 from mlstack.serving.batching import Batcher
 from mlstack.serving.registry import Loaded, Registry
 from mlstack.serving.requests import CacheStatus, PredictRequest, Result
@@ -48,6 +49,7 @@ class Predictor:
             settings.microbatch_max_wait_ms / 1000,
             settings.microbatch_enabled,
             on_batch=metrics.count_batch,
+            row_budget=RowBudget(settings.max_queued_rows),
         )
         try:
             yield cls(registry, cache, batcher, metrics)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
+from mlstack.explain.loading import Explainer
 from mlstack.serving.lifecycle import Canary, Lifecycle
 from mlstack.serving.runtime import Runtime
 from mlstack.serving.runtimes import RowValidator, RuntimeFactory
@@ -21,11 +22,13 @@ log = logging.getLogger("mlstack.serving.registry")
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One verified, loaded version with its validator."""
+    """One verified, loaded version with its validator and its explainer."""
 
     manifest: Manifest
     runtime: Runtime
     validator: RowValidator
+    explainer: Explainer
+    """Built at load (the tree method imports shap at its first explanation); says why when unavailable."""
 
     @property
     def version(self) -> str:
@@ -153,6 +156,7 @@ class Registry:
     def _build(self, model: str, version: str) -> Loaded:
         manifest, artifact = self.store.load(model, version)
         runtime, validator = self._runtimes.build(manifest, artifact)
+        explainer = self._runtimes.explainer(manifest, artifact)
         log.info(
             "loaded %s version %s (sha256 %s…), served with %s",
             model,
@@ -160,4 +164,4 @@ class Registry:
             manifest.artifact.sha256[:12],
             runtime.engine,
         )
-        return Loaded(manifest, runtime, validator)
+        return Loaded(manifest, runtime, validator, explainer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from mlstack.explain.loading import Explainer, explainer_for
 from mlstack.recommend.runtime import QueryValidator, RecommenderRuntime
 from mlstack.serving.requests import Inputs
 from mlstack.serving.runtime import OnnxRuntime, Runtime, SklearnRuntime
@@ -37,6 +38,15 @@ class RuntimeFactory:
             recommender = RecommenderRuntime(manifest, artifact, self._users)
             return recommender, QueryValidator(manifest, recommender, rows, settings.recommend_max_k)
         return self._tabular(manifest, artifact), rows
+
+    def explainer(self, manifest: Manifest, artifact: Any) -> Explainer:
+        """The version's explainer, or an Unavailable saying why it has none (never raises)."""
+        return explainer_for(
+            manifest,
+            artifact,
+            lambda extra: self._store.read_artifact(manifest.model, manifest.version, extra),
+            self._settings.explain_permutations,
+        )
 
     def _tabular(self, manifest: Manifest, pipeline: Any) -> Runtime:
         onnx = manifest.onnx_artifact

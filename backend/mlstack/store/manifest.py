@@ -14,7 +14,7 @@ FORMAT_VERSION = 1
 
 FeatureType = Literal["number", "integer", "boolean", "string"]
 Task = Literal["classification", "regression", "recommendation"]
-ArtifactFormat = Literal["joblib", "onnx"]
+ArtifactFormat = Literal["joblib", "onnx", "profile", "explain"]
 
 
 class _Strict(BaseModel):
@@ -75,6 +75,19 @@ class OnnxExport(_Strict):
     onnxruntime: str | None = None
 
 
+ExplanationMethod = Literal["linear", "tree_path_dependent", "sampling_permutation", "recommender_items"]
+
+
+class ExplanationFacts(_Strict):
+    """How the version's predictions are explained (`:explain`), or why they cannot be."""
+
+    method: ExplanationMethod | None
+    """None: the version cannot be explained, and `reason` says why."""
+    reason: str | None = None
+    background_rows: int = 0
+    """Training rows stored in the explanation artifact as the sampling method's reference."""
+
+
 class Training(_Strict):
     """How the version was made."""
 
@@ -129,11 +142,14 @@ class Manifest(_Strict):
     runtime: RuntimeVersions
     artifact: Artifact
     extra_artifacts: list[Artifact] = []
-    """Further files of the version (e.g. an ONNX export), each verified like the main one."""
+    """Further files of the version (an ONNX export, the training data's profile), each verified like the
+    main one."""
     recommender: RecommenderFacts | None = None
     """For task recommendation: the catalogue and the model's shape."""
     onnx: OnnxExport | None = None
     """The ONNX export's parity facts; None in manifests written before the export existed."""
+    explanation: ExplanationFacts | None = None
+    """How predictions are explained; None in manifests written before explanations existed."""
 
     @property
     def is_classifier(self) -> bool:
@@ -142,6 +158,16 @@ class Manifest(_Strict):
     @property
     def onnx_artifact(self) -> Artifact | None:
         return next((a for a in self.extra_artifacts if a.format == "onnx"), None)
+
+    @property
+    def profile_artifact(self) -> Artifact | None:
+        """The training data's profile; None for versions published before profiles, and recommenders."""
+        return next((a for a in self.extra_artifacts if a.format == "profile"), None)
+
+    @property
+    def explain_artifact(self) -> Artifact | None:
+        """What explaining needs (a reference and background rows); None for versions without it."""
+        return next((a for a in self.extra_artifacts if a.format == "explain"), None)
 
     def feature(self, name: str) -> Feature | None:
         return next((f for f in self.inputs if f.name == name), None)

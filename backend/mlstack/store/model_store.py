@@ -1,15 +1,18 @@
 """The model store on disk: the only writer (publish, set_current) and the only reader (verify, load).
 
-Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?} and
-<root>/<model>/CURRENT. Unpickling runs code, so `load` unpickles nothing before `verify` has checked names,
-files, sizes, the sha256 and the library versions. An ONNX export is read by `read_artifact`, which hashes
-the very bytes it returns.
+Layout (docs/CONTRACT.md): <root>/<model>/<version>/{model.joblib, manifest.json, model.onnx?,
+profile.json?, explain.json?, model.sig?} and <root>/<model>/CURRENT. Unpickling runs code, so `load`
+unpickles nothing before the checks have passed: names, files, sizes, the signature of the manifest (when
+the store has a Verifier), the sha256 of every file (the ONNX export's when it is opened) and the library
+versions. `load` and `read_artifact` hash the very bytes they go on to use, so a file swapped after a check
+is never opened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import platform
 import sys
@@ -27,14 +30,20 @@ import sklearn
 from pydantic import ValidationError
 from sklearn.exceptions import InconsistentVersionWarning
 
-from mlstack.errors import ArtifactRejected, ModelNotFound
+from mlstack.errors import ArtifactRejected, Conflict, ModelNotFound
+from mlstack.profile.schema import Profile
 from mlstack.store.manifest import MODEL_NAME, VERSION_NAME, Artifact, Manifest, RuntimeVersions
+from mlstack.store.signing import MAX_SIGNATURE_BYTES, SIGNATURE_FILE, SignatureProblem, Signer, Verifier
 
 ARTIFACT_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
+PROFILE_FILE = "profile.json"
+EXPLAIN_FILE = "explain.json"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
-ALLOWED_FILES = frozenset({ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, "model.sig"})
+ALLOWED_FILES = frozenset(
+    {ARTIFACT_FILE, MANIFEST_FILE, ONNX_FILE, PROFILE_FILE, EXPLAIN_FILE, SIGNATURE_FILE}
+)
 MAX_MANIFEST_BYTES = 1 << 20
 
 
@@ -62,11 +71,23 @@ def _minor(version: str) -> tuple[str, ...]:
 
 
 class ModelStore:
-    """A model store rooted at one directory."""
+    """A model store rooted at one directory.
 
-    def __init__(self, root: Path, max_artifact_bytes: int = 512 << 20) -> None:
+    With a `signer`, every version published is signed in the same atomic step that makes it visible;
+    with a `verifier`, a version without a good signature is refused before anything of it is unpickled.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        max_artifact_bytes: int = 512 << 20,
+        signer: Signer | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
         self.root = Path(root)
         self.max_artifact_bytes = max_artifact_bytes
+        self.signer = signer
+        self.verifier = verifier
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -89,43 +110,39 @@ class ModelStore:
         return version if VERSION_NAME.match(version) else None
 
     def manifest(self, model: str, version: str) -> Manifest:
-        """The version's manifest, parsed strictly (no artifact check)."""
+        """The version's manifest, parsed strictly (no signature or artifact check: for showing it)."""
         path = self._version_dir(model, version) / MANIFEST_FILE
-        self._check_regular_file(path)
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ArtifactRejected(self._shown(path), "size", "manifest larger than 1 MiB")
-        try:
-            manifest = Manifest.model_validate_json(path.read_bytes())
-        except ValidationError as exc:
-            raise ArtifactRejected(self._shown(path), "schema", _first_error(exc)) from None
-        if (manifest.model, manifest.version) != (model, version):
-            raise ArtifactRejected(self._shown(path), "identity", "names another model or version")
-        return manifest
+        return self._parse_manifest(path, self._read_manifest(path), model, version)
 
-    def verify(self, model: str, version: str, extras: bool = True) -> Manifest:
+    def verify(self, model: str, version: str, onnx: bool = True) -> Manifest:
         """Every check that must pass before the artifact is unpickled; raises ArtifactRejected.
 
-        `extras=False` leaves the further artifacts (the ONNX export) to `read_artifact`: a replica serves
-        the joblib pipeline when only its ONNX file is broken.
+        `onnx=False` leaves the ONNX export to `read_artifact`: a replica serves the joblib pipeline when
+        only its ONNX file is broken. Every other file (the profile too) fails the version.
         """
+        manifest, _ = self._checked_manifest(model, version, self.verifier)
         version_dir = self._version_dir(model, version)
-        for entry in version_dir.iterdir():
-            if entry.name not in ALLOWED_FILES:
-                raise ArtifactRejected(self._shown(entry), "allow-list", "file not allowed in a version")
-        manifest = self.manifest(model, version)
-        for artifact in (manifest.artifact, *(manifest.extra_artifacts if extras else ())):
+        extras = [a for a in manifest.extra_artifacts if onnx or a.format != "onnx"]
+        for artifact in (manifest.artifact, *extras):
             self._verify_artifact(version_dir, artifact)
         self._verify_versions(version_dir / manifest.artifact.file, manifest.runtime)
         return manifest
 
     def load(self, model: str, version: str) -> tuple[Manifest, Any]:
-        """Verify, then unpickle the pipeline. Library version warnings are errors here."""
-        manifest = self.verify(model, version, extras=False)
+        """Check, then unpickle the very bytes checked. Library version warnings are errors here. Every
+        further file but the ONNX export (which may fail alone, see verify) is checked as well."""
+        manifest, _ = self._checked_manifest(model, version, self.verifier)
+        version_dir = self._version_dir(model, version)
+        for artifact in manifest.extra_artifacts:
+            if artifact.format != "onnx":
+                self._verify_artifact(version_dir, artifact)
         path = self._version_dir(model, version) / manifest.artifact.file
+        data = self.read_artifact(model, version, manifest.artifact)
+        self._verify_versions(path, manifest.runtime)
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
             try:
-                pipeline = joblib.load(path)
+                pipeline = joblib.load(io.BytesIO(data))
             except InconsistentVersionWarning as exc:
                 raise ArtifactRejected(self._shown(path), "sklearn version", str(exc)) from None
         return manifest, pipeline
@@ -137,6 +154,19 @@ class ModelStore:
         data = path.read_bytes()
         self._check_sha256(path, hashlib.sha256(data).hexdigest(), artifact, len(data))
         return data
+
+    def profile(self, model: str, version: str) -> Profile | None:
+        """The version's training-data profile, checked against its sha256; None when it has none."""
+        manifest = self.manifest(model, version)
+        artifact = manifest.profile_artifact
+        if artifact is None:
+            return None
+        data = self.read_artifact(model, version, artifact)
+        try:
+            return Profile.model_validate_json(data)
+        except ValidationError as exc:
+            shown = self._shown(self._version_dir(model, version) / artifact.file)
+            raise ArtifactRejected(shown, "schema", _first_error(exc)) from None
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -165,6 +195,42 @@ class ModelStore:
             if staging.exists():
                 _remove_tree(staging)
 
+    def sign(self, model: str, version: str, replace: bool = False) -> bool:
+        """Sign a version published without a signature; False when it already has one by this key.
+
+        The version is checked first (files, sizes, sha256: a tampered version is never signed). model.sig
+        is written and fsynced beside the version, then linked into it in one step: a replica sees the
+        version unsigned or signed, never a partial signature. `replace` signs again over another key's
+        signature (a key rotation); os.replace swaps the file whole.
+        """
+        if self.signer is None:
+            raise ValueError("no signing key")
+        manifest, manifest_bytes = self._checked_manifest(model, version, None)
+        version_dir = self._version_dir(model, version)
+        self._check_covered(version_dir, manifest)
+        for artifact in (manifest.artifact, *manifest.extra_artifacts):
+            self._verify_artifact(version_dir, artifact)
+        target = version_dir / SIGNATURE_FILE
+        if target.exists() and not replace:
+            if self._signed_by(Verifier(self.signer.public), target, manifest_bytes):
+                return False
+            raise Conflict(f"{self._shown(target)}: signed by another key; sign with replace to re-sign it")
+        fd, tmp = tempfile.mkstemp(prefix=".sign-", dir=version_dir.parent)  # same file system, not in it
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.signer.sign(manifest_bytes))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o444)
+            if replace:
+                os.replace(tmp, target)
+            else:
+                os.link(tmp, target)  # fails, rather than overwrite, if another signer got there first
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        _fsync_dir(version_dir)
+        return True
+
     def set_current(self, model: str, version: str) -> None:
         """Point CURRENT at a version, atomically (temp file + os.replace)."""
         self._version_dir(model, version)
@@ -189,7 +255,12 @@ class ModelStore:
         for _ in range(100):  # another publisher may take a number first; rename refuses a non-empty target
             version = str(max((int(v) for v in self.versions(model_dir.name)), default=0) + 1)
             manifest = describe(version, artifact)
-            (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+            manifest_bytes = (manifest.model_dump_json(indent=2) + "\n").encode()
+            for path in staging.iterdir():
+                path.chmod(0o644)  # a retry rewrites the manifest and its signature
+            (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
+            if self.signer is not None:  # signed in staging: the version appears with its signature
+                (staging / SIGNATURE_FILE).write_bytes(self.signer.sign(manifest_bytes))
             for path in staging.iterdir():
                 path.chmod(0o444)
                 _fsync_file(path)
@@ -200,6 +271,74 @@ class ModelStore:
             _fsync_dir(model_dir)
             return manifest
         raise RuntimeError(f"could not allocate a version number under {model_dir.name}")
+
+    def _checked_manifest(
+        self, model: str, version: str, verifier: Verifier | None
+    ) -> tuple[Manifest, bytes]:
+        """Allow-list, the signature over the manifest's bytes (with a verifier), then those bytes parsed."""
+        version_dir = self._version_dir(model, version)
+        for entry in version_dir.iterdir():
+            if entry.name not in ALLOWED_FILES:
+                raise ArtifactRejected(self._shown(entry), "allow-list", "file not allowed in a version")
+        path = version_dir / MANIFEST_FILE
+        data = self._read_manifest(path)
+        if verifier is not None:
+            self._verify_signature(verifier, version_dir, data)
+        manifest = self._parse_manifest(path, data, model, version)
+        if verifier is not None:
+            self._check_covered(version_dir, manifest)
+        return manifest, data
+
+    def _check_covered(self, version_dir: Path, manifest: Manifest) -> None:
+        """Every file of a signed version is listed in its manifest, so the signature covers it."""
+        listed = {MANIFEST_FILE, SIGNATURE_FILE, manifest.artifact.file}
+        listed.update(a.file for a in manifest.extra_artifacts)
+        for entry in version_dir.iterdir():
+            if entry.name not in listed:
+                raise ArtifactRejected(
+                    self._shown(entry),
+                    "signature",
+                    "not listed in the manifest, so no signature covers it",
+                )
+
+    def _read_manifest(self, path: Path) -> bytes:
+        self._check_regular_file(path)
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ArtifactRejected(self._shown(path), "size", "manifest larger than 1 MiB")
+        return path.read_bytes()
+
+    def _parse_manifest(self, path: Path, data: bytes, model: str, version: str) -> Manifest:
+        try:
+            manifest = Manifest.model_validate_json(data)
+        except ValidationError as exc:
+            raise ArtifactRejected(self._shown(path), "schema", _first_error(exc)) from None
+        if (manifest.model, manifest.version) != (model, version):
+            raise ArtifactRejected(self._shown(path), "identity", "names another model or version")
+        return manifest
+
+    def _verify_signature(self, verifier: Verifier, version_dir: Path, manifest: bytes) -> None:
+        path = version_dir / SIGNATURE_FILE
+        if not path.exists() and not path.is_symlink():
+            raise ArtifactRejected(
+                self._shown(path),
+                "signature",
+                f"missing; replicas accept only versions signed by key {verifier.key_id} "
+                f"(sign it with: mlstack sign {version_dir.parent.name} {version_dir.name})",
+            )
+        self._check_regular_file(path)
+        if path.stat().st_size > MAX_SIGNATURE_BYTES:
+            raise ArtifactRejected(self._shown(path), "signature", "larger than a signature file")
+        try:
+            verifier.check(manifest, path.read_bytes())
+        except SignatureProblem as exc:
+            raise ArtifactRejected(self._shown(version_dir / exc.file), "signature", exc.detail) from None
+
+    def _signed_by(self, verifier: Verifier, path: Path, manifest: bytes) -> bool:
+        try:
+            verifier.check(manifest, path.read_bytes()[:MAX_SIGNATURE_BYTES])
+        except SignatureProblem:
+            return False
+        return True
 
     def _model_dir(self, model: str) -> Path:
         if not MODEL_NAME.match(model):
@@ -229,7 +368,7 @@ class ModelStore:
         self._check_sha256(path, file_sha256(path), artifact, path.stat().st_size)
 
     def _check_name_and_size(self, path: Path, artifact: Artifact) -> None:
-        if artifact.file not in ALLOWED_FILES or artifact.file == MANIFEST_FILE:
+        if artifact.file not in ALLOWED_FILES or artifact.file in (MANIFEST_FILE, SIGNATURE_FILE):
             raise ArtifactRejected(self._shown(path), "allow-list", "artifact name not allowed")
         self._check_regular_file(path)
         size = path.stat().st_size

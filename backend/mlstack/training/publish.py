@@ -8,8 +8,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlstack.store.manifest import Artifact, ArtifactFormat, Manifest, Training
-from mlstack.store.model_store import ARTIFACT_FILE, ONNX_FILE, ModelStore, build_manifest
+from mlstack.explain import preparation
+from mlstack.profile.build import build_profile
+from mlstack.profile.schema import Profile
+from mlstack.store.manifest import Artifact, ArtifactFormat, ExplanationFacts, Feature, Manifest, Training
+from mlstack.store.model_store import (
+    ARTIFACT_FILE,
+    EXPLAIN_FILE,
+    ONNX_FILE,
+    PROFILE_FILE,
+    ModelStore,
+    build_manifest,
+)
 from mlstack.training import onnx_export
 from mlstack.training.pipeline import infer_schema
 from mlstack.training.search import SearchResult, Task, search
@@ -72,19 +82,44 @@ def train_and_publish(request: TrainingRequest, store: ModelStore) -> Manifest:
         "training": training,
     }
     exported = _export(request, result, build_manifest(version="1", artifact=_DRAFT_ARTIFACT, **fields))
-    extra = [] if exported.data is None else [_artifact(ONNX_FILE, "onnx", exported.data)]
+    explanation, explain_data = _explanation(request, result, features)
+    profile = build_profile(
+        frame, request.target, features, request.task, request.source, request.data_sha256
+    )
+    written: dict[str, bytes | None] = {
+        ONNX_FILE: exported.data,
+        EXPLAIN_FILE: explain_data,
+        PROFILE_FILE: profile_bytes(profile),
+    }
+    files = {name: data for name, data in written.items() if data is not None}
+    extra = [_artifact(name, EXTRA_FORMATS[name], data) for name, data in files.items()]
 
     def describe(version: str, artifact: Artifact) -> Manifest:
         return build_manifest(
-            version=version, artifact=artifact, extra_artifacts=extra, onnx=exported.facts, **fields
+            version=version,
+            artifact=artifact,
+            extra_artifacts=extra,
+            onnx=exported.facts,
+            explanation=explanation,
+            **fields,
         )
 
-    files = {} if exported.data is None else {ONNX_FILE: exported.data}
     manifest = store.publish(request.model, result.pipeline, describe, extra_files=files)
     if request.promote:
         store.set_current(request.model, manifest.version)
     return manifest
 
+
+def profile_bytes(profile: Profile) -> bytes:
+    """profile.json: compact (the replica parses it at load), the same bytes for the same data."""
+    return profile.model_dump_json().encode() + b"\n"
+
+
+EXTRA_FORMATS: dict[str, ArtifactFormat] = {
+    ONNX_FILE: "onnx",
+    EXPLAIN_FILE: "explain",
+    PROFILE_FILE: "profile",
+}
 
 _DRAFT_ARTIFACT = Artifact(file=ARTIFACT_FILE, sha256="0" * 64, size_bytes=1)
 """Stands in for the joblib file in the manifest the parity check runs with, before the file exists."""
@@ -94,6 +129,17 @@ def _export(request: TrainingRequest, result: SearchResult, draft: Manifest) -> 
     if not request.onnx or result.train_frame is None or result.holdout is None:
         return onnx_export.not_requested()
     return onnx_export.export(result.pipeline, draft, result.train_frame, result.holdout)
+
+
+def _explanation(
+    request: TrainingRequest, result: SearchResult, features: list[Feature]
+) -> tuple[ExplanationFacts, bytes | None]:
+    if result.train_frame is None or result.holdout is None:
+        return ExplanationFacts(method=None, reason="no training rows kept to prepare explanations"), None
+    classifier = request.task == "classification"
+    return preparation.prepare(
+        result.pipeline, features, classifier, result.train_frame, result.holdout, request.seed
+    )
 
 
 def _artifact(name: str, kind: ArtifactFormat, data: bytes) -> Artifact:

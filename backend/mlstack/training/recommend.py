@@ -20,7 +20,15 @@ import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
 from mlstack.recommend.model import Recommender, event_weight, top_k_rows
-from mlstack.store.manifest import Artifact, CatalogueItem, Feature, Manifest, RecommenderFacts, Training
+from mlstack.store.manifest import (
+    Artifact,
+    CatalogueItem,
+    ExplanationFacts,
+    Feature,
+    Manifest,
+    RecommenderFacts,
+    Training,
+)
 from mlstack.store.model_store import ModelStore, build_manifest
 
 K = 10
@@ -222,6 +230,7 @@ def train_and_publish_recommender(request: RecommendRequest, store: ModelStore) 
             training=training,
             artifact=file,
             recommender=facts,
+            explanation=ExplanationFacts(method="recommender_items"),  # no data needed: the artifact suffices
         )
 
     manifest = store.publish(request.model, artifact, describe)

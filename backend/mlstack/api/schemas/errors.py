@@ -32,7 +32,7 @@ MEANINGS = {
     415: "The body is not application/json",
     422: "The body or a path parameter breaks its schema; the message names the field",
     429: "The key is over its rate limit",
-    503: "Not ready: no verified model version loaded, or the user-data store unreachable",
+    503: "No verified model version loaded, the user-data store unreachable, or past the load it accepts",
 }
 """What each status means on any route that documents it."""
 
