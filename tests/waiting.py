@@ -17,13 +17,24 @@ DEADLINE_S = 30.0
 POLL_S = 0.02
 
 
-def wait_until(check: Callable[[], object], timeout_s: float = DEADLINE_S, what: str = "condition") -> None:
-    """Poll `check` until it returns something true; TimeoutError at the deadline."""
-    wait_for(check, bool, timeout_s, what)
+def wait_until(
+    check: Callable[[], object],
+    timeout_s: float = DEADLINE_S,
+    what: str = "condition",
+    every_s: float = POLL_S,
+) -> float:
+    """Poll `check` until it returns something true; returns the monotonic time it first did.
+    TimeoutError, naming `what`, at the deadline."""
+    wait_for(check, bool, timeout_s, what, every_s)
+    return time.monotonic()
 
 
 def wait_for(
-    produce: Callable[[], T], holds: Callable[[T], bool], timeout_s: float = DEADLINE_S, what: str = "value"
+    produce: Callable[[], T],
+    holds: Callable[[T], bool],
+    timeout_s: float = DEADLINE_S,
+    what: str = "value",
+    every_s: float = POLL_S,
 ) -> T:
     """Call `produce` until its value `holds`, and return that value; TimeoutError, with the last value
     seen, at the deadline."""
@@ -34,7 +45,7 @@ def wait_for(
             return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not met within {timeout_s:g}s; last: {value!r}"[:2000])
-        time.sleep(POLL_S)
+        time.sleep(every_s)
 
 
 async def until(check: Callable[[], object], timeout_s: float = DEADLINE_S, what: str = "condition") -> None:
