@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlstack.store.manifest import ArtifactFormat, Manifest
+from mlstack.store.manifest import Manifest
 
 
 class V1PredictRequest(BaseModel):
@@ -38,7 +38,8 @@ class V1PredictResponse(BaseModel):
 class ServedManifest(Manifest):
     """The manifest of the version a replica serves, and the runtime it serves it with."""
 
-    engine: ArtifactFormat
+    engine: Literal["joblib", "onnx"]
+    """The runtime this replica serves the version with."""
 
 
 class ModelSummary(BaseModel):
