@@ -9,8 +9,8 @@ status:
 	.venv/bin/python -m stack status
 test:  ## lint and every test; installs what is missing first
 	scripts/test.sh
-lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint:  ## ruff, then mypy strict on backend/mlstack and stack (pyproject.toml says what and how)
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 fmt:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 env:  ## write .env with generated secrets for docker compose (never overwrites)

@@ -44,6 +44,11 @@ DEMO_MODELS = (
 )
 
 
+def new_gateway_token() -> str:
+    """The secret nginx adds to what it forwards, when the settings give none."""
+    return secrets.token_urlsafe(32)
+
+
 @dataclass
 class StackOptions:
     """What one stack is made of; defaults come from StackSettings (environment and .env)."""
@@ -72,7 +77,7 @@ class StackOptions:
     replica_command: Callable[[int], list[str]] | None = None
     """How a replica on a port is started, when not with this checkout's `mlstack serve` (the benchmark
     runs an older checkout's replicas)."""
-    gateway_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    gateway_token: str = field(default_factory=new_gateway_token)
 
     @classmethod
     def from_settings(cls, settings: StackSettings, store_dir: Path) -> StackOptions:
@@ -109,8 +114,8 @@ class StackOptions:
                 settings.stack_restart_limit,
                 settings.stack_restart_window_s,
             ),
-            **(
-                {"gateway_token": settings.gateway_token.get_secret_value()} if settings.gateway_token else {}
+            gateway_token=(
+                settings.gateway_token.get_secret_value() if settings.gateway_token else new_gateway_token()
             ),
         )
 

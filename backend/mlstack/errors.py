@@ -30,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 log = logging.getLogger("mlstack.errors")
 
@@ -117,6 +118,16 @@ class Overloaded(ServingError):
     retry_after_s = 1
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of every route on the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.PARTIAL and isinstance(route, Route):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
 def _clip(text: str, limit: int = 80) -> str:
     """Echo a client's name back without letting it fill the message."""
     return text if len(text) <= limit else text[:limit] + "…"
@@ -135,10 +146,13 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.message, headers=retry)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "no such route", 405: "method not allowed"}
         message = messages.get(exc.status_code, str(exc.detail))
-        return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(exc.status_code, message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from mlstack import __version__, errors
-from mlstack.api import admin, convertors, docs, drift, ops, profile, users, v1, v2
-from mlstack.api.body import component_schemas
+from mlstack.api import admin, convertors, docs, drift, openapi, ops, profile, users, v1, v2
 from mlstack.api.memory import AnswerMemory
 from mlstack.api.middleware import EdgeMiddleware
-from mlstack.api.schemas.v1 import V1PredictRequest
-from mlstack.api.schemas.v2 import InferenceRequest
 from mlstack.cache.predictions import PredictionCache
 from mlstack.drift.recorder import DriftRecorder
 from mlstack.recommend.erasure import CachedRecommendations
@@ -33,11 +29,6 @@ from mlstack.telemetry.board import StatsBoard
 from mlstack.telemetry.logs import configure_logging
 from mlstack.telemetry.metrics import Metrics
 from mlstack.users.store import UserStore
-
-API_KEY_SCHEMES = {
-    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    "Bearer": {"type": "http", "scheme": "bearer"},
-}
 
 
 def create_app(
@@ -94,7 +85,8 @@ def create_app(
     app.router.routes.sort(key=lambda route: not _predicts(route))
     if settings.docs_enabled:
         docs.install(app)
-        app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+        document = partial(openapi.document, app, settings)
+        app.openapi = document  # type: ignore[method-assign]  # FastAPI's documented hook for its document
     token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
     in_flight = InFlight(settings.max_in_flight, settings.max_waiting, settings.max_wait_ms / 1000)
     app.add_middleware(EdgeMiddleware, metrics=metrics, token=token, in_flight=in_flight)
@@ -102,19 +94,6 @@ def create_app(
 
 
 def _predicts(route: BaseRoute) -> bool:
-    predicting = isinstance(route, APIRoute) and route.path.endswith((":predict", "/infer"))
-    return predicting and "POST" in route.methods
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the nested body schemas and the gateway's two ways to send a key."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = schema.setdefault("components", {})
-        components.setdefault("schemas", {}).update(component_schemas(V1PredictRequest, InferenceRequest))
-        components["securitySchemes"] = API_KEY_SCHEMES
-        schema["security"] = [{"ApiKey": []}, {"Bearer": []}]
-        app.openapi_schema = schema
-    return app.openapi_schema
+    if not isinstance(route, APIRoute):
+        return False
+    return route.path.endswith((":predict", "/infer")) and "POST" in (route.methods or ())

@@ -73,4 +73,5 @@ class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
         cycle = self.cycle
         # the cycle's task is created but has not run yet: nothing has been written through it
         if cycle is not None and cycle.transport is self.transport:
-            cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+            wrapped = HeadWithBody(self.transport, self.loop)
+            cycle.transport = wrapped  # type: ignore[assignment]  # a Transport by delegation, not a subclass

@@ -130,7 +130,8 @@ class Batcher:
                 queue.more = None
 
     def _take(self, queue: _Queue) -> list[_Waiting]:
-        batch, rows = [], 0
+        batch: list[_Waiting] = []
+        rows = 0
         while queue.items and (not batch or rows + len(queue.items[0].rows) <= self._max_rows):
             waiting = queue.items.popleft()
             batch.append(waiting)
