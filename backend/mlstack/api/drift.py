@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from mlstack.api.lean_route import LeanRoute
+from mlstack.api.schemas.errors import error_responses
 from mlstack.drift.recorder import DriftRecorder
 from mlstack.drift.schema import DriftReport
 from mlstack.errors import MalformedRequest
@@ -18,14 +19,11 @@ DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 PARAMETERS = ("window", "version")
 
-DRIFT_DOC: dict[str, Any] = {
-    "response_model": DriftReport,
-    "responses": {
-        400: {"description": "a bad query parameter, named in the error"},
-        404: {"description": "unknown model or version, or a version without a profile"},
-        503: {"description": "the live counts cannot be read (the cache Redis is unset or does not answer)"},
-    },
-}
+RESPONSES = error_responses(400, 401, 403, 404, 429, 503)
+RESPONSES[400]["description"] = "a bad query parameter, named in the error"
+RESPONSES[404]["description"] = "unknown model or version, or a version without a profile"
+RESPONSES[503]["description"] = "the live counts cannot be read (the cache Redis is unset or does not answer)"
+DRIFT_DOC: dict[str, Any] = {"response_model": DriftReport, "responses": RESPONSES}
 
 
 async def drift(
@@ -33,10 +31,18 @@ async def drift(
     request: Request,
     window: Annotated[
         str | None,
-        Query(description="how far back: a number and s, m, h or d (default BACKEND_DRIFT_WINDOW_S)"),
+        # the pattern is documented, not enforced by FastAPI: a bad value is a 400 naming it, not a 422
+        Query(
+            description="how far back: a number and s, m, h or d (default BACKEND_DRIFT_WINDOW_S)",
+            json_schema_extra={"pattern": DURATION.pattern},
+        ),
     ] = None,
     version: Annotated[
-        str | None, Query(description="a version number (default: the current version)")
+        str | None,
+        Query(
+            description="a version number (default: the current version)",
+            json_schema_extra={"pattern": VERSION_NAME.pattern},
+        ),
     ] = None,
 ) -> Response:
     """The rows every replica served in the window against the version's training profile: per feature
