@@ -1,5 +1,5 @@
 # One-line wrappers; the work is in scripts/ and the Python packages.
-.PHONY: start stop status test lint fmt train bootstrap env loadtest bench engine engine-down
+.PHONY: start stop status test lint fmt train bootstrap env loadtest bench engine engine-down k8s
 
 start: bootstrap  ## the whole stack natively: gateway, replicas, Redis, UI (Ctrl-C stops it)
 	.venv/bin/python -m stack up
@@ -9,8 +9,8 @@ status:
 	.venv/bin/python -m stack status
 test:  ## lint and every test; installs what is missing first
 	scripts/test.sh
-lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint:  ## ruff, then mypy strict on backend/mlstack and stack (pyproject.toml says what and how)
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 fmt:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 env:  ## write .env with generated secrets for docker compose (never overwrites)
@@ -25,5 +25,9 @@ bootstrap:
 	scripts/bootstrap.sh
 loadtest:  ## Locust, headless, against the running stack: make loadtest [ARGS="--users 50 --run-time 2m OneRow"]
 	.venv/bin/locust --config loadtests/locust.conf $(ARGS)
-bench: bootstrap  ## the benchmark and scaling report, on stacks it starts itself: make bench [QUICK=1] [PEERS=1]
-	.venv/bin/python -m bench $(if $(QUICK),--quick) $(if $(PEERS),--peers) $(ARGS)
+bench: bootstrap  ## the benchmark and scaling report, on stacks it starts itself: make bench [QUICK=1] [PEERS=1] [OVERLOAD=1]
+	.venv/bin/python -m bench $(if $(QUICK),--quick) $(if $(PEERS),--peers) $(if $(OVERLOAD),--overload-only) $(ARGS)
+k8s:  ## Kubernetes manifests: make k8s [OVERLAY=dev|prod] [OUT=file] [ENV_FILE=.env] [REGISTRY=r TAG=t]
+	@scripts/bootstrap.sh >&2
+	@.venv/bin/python -m stack.kubernetes --overlay $(or $(OVERLAY),dev) --env-file $(or $(ENV_FILE),.env) \
+		$(if $(OUT),--output $(OUT)) $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(TAG),--tag $(TAG))

@@ -10,6 +10,7 @@ BentoML, MLServer and LitServe get the same load (bench/peerbench.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import bodies, plan, report, wrk
+from bench import bodies, overload, plan, report, wrk
 from bench.stacks import (
     Config,
     bypassed,
@@ -46,6 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 s per cell, 16 connections only")
     parser.add_argument("--smoke", action="store_true", help="one 1-replica stack, two 1 s cells (tests)")
     parser.add_argument("--peers", action="store_true", help="also measure BentoML, MLServer and LitServe")
+    parser.add_argument("--overload-only", action="store_true", help="only the overload section")
     parser.add_argument("--duration-s", type=float, help="seconds per cell (default 5; quick and smoke 1)")
     parser.add_argument("--store-dir", type=Path, help="model store (default BACKEND_STORE_DIR, model_store)")
     parser.add_argument("--model", default="churn")
@@ -58,20 +60,28 @@ def main(argv: list[str] | None = None) -> int:
     wrk.binary()
     store_dir = (args.store_dir or default_store()).resolve()
     cells = plan.smoke() if args.smoke else plan.full((16,)) if args.quick else plan.full()
+    cells = [] if args.overload_only else cells
     ensure_model(store_dir, args.model, recommender=any(cell.load == "rec" for cell in cells))
     duration = args.duration_s or (1.0 if args.quick or args.smoke else 5.0)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     machine = describe_machine()
-    limits = inprocess(store_dir, args.model, 0.5 if args.smoke else min(duration, 3.0))
-    results = measure(cells, store_dir, args.model, duration, args.out, warmup_s=0.0 if args.smoke else 1.0)
+    limits = (
+        {}
+        if args.overload_only
+        else inprocess(store_dir, args.model, 0.5 if args.smoke else min(duration, 3.0))
+    )
+    warmup_s = 0.0 if args.smoke else 1.0
+    results = measure(cells, store_dir, args.model, duration, args.out, warmup_s)
+    overloaded = overloaded_stack(args, store_dir, warmup_s)
     if args.peers:
         results += peers(store_dir, args.model, duration, args.out)
-    text = render(results, limits, machine, duration, time.time() - started)
+    text = render(results, limits, machine, duration, time.time() - started, overloaded)
     print(text)
     (args.out / "report.md").write_text(text + "\n")
-    (args.out / "results.json").write_text(json.dumps(raw(results, limits, machine), indent=2) + "\n")
-    for path in report.plots(results, args.out):
+    figures = {**raw(results, limits, machine), "overload": overload.raw(overloaded)}
+    (args.out / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
+    for path in report.plots(results, args.out) if results else []:
         print(f"plot: {path}")
     return 0
 
@@ -183,6 +193,18 @@ class Loader:
         return [report.combined(found) for found in measured.values()]
 
 
+def overloaded_stack(args: argparse.Namespace, store_dir: Path, warmup_s: float) -> list[overload.Result]:
+    """The overload section, on a stack of its own (the smoke run's one replica, else the main one)."""
+    config = Config(replicas=1) if args.smoke else plan.MAIN
+    chosen = overload.SMOKE if args.smoke else overload.QUICK if args.quick else overload.Plan()
+    if args.duration_s:
+        chosen = dataclasses.replace(chosen, seconds=args.duration_s)
+    loader = Loader(store_dir, args.model, chosen.seconds, args.out, warmup_s)
+    with loader.started(config) as target:
+        url = f"{target.stack.gateway_url}/v1/models/{args.model}:predict"
+        return overload.measure(target.stack, url, target.files["miss1"], chosen)
+
+
 def peers(store_dir: Path, model: str, duration: float, out: Path) -> list[report.Result]:
     from bench import peerbench
     from mlstack.store.model_store import ModelStore
@@ -218,17 +240,22 @@ def render(
     machine: str,
     duration: float,
     took: float,
+    overloaded: list[overload.Result] | None = None,
 ) -> str:
     cores = os.cpu_count() or 1
     parts = [
         "## Benchmark",
         f"Machine: {machine}. wrk, one thread, {duration:g} s per cell, through the gateway; "
         f"took {took:.0f} s.",
-        report.table(results),
-        report.cpu_table(results, cores),
-        report.inprocess_table(limits),
-        report.ratio_table(report.ratios(results, limits, cores)),
     ]
+    if results:
+        parts += [
+            report.table(results),
+            report.cpu_table(results, cores),
+            report.inprocess_table(limits),
+            report.ratio_table(report.ratios(results, limits, cores)),
+        ]
+    parts += [overload.table(overloaded or [])]
     return "\n\n".join(part for part in parts if part)
 
 

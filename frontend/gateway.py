@@ -69,6 +69,11 @@ class GatewayClient:
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + "/profile"
         return self._call("GET", path).body  # type: ignore[no-any-return]
 
+    def drift(self, model: str, window: str, version: str | None = None) -> dict[str, Any]:
+        """Live rows of every replica over `window` (e.g. 15m) against the version's training profile."""
+        params = {"window": window, **({"version": version} if version else {})}
+        return self._call("GET", f"/v1/models/{model}/drift", params=params).body  # type: ignore[no-any-return]
+
     def predict(self, model: str, rows: list[dict[str, Any]], version: str | None = None) -> Answer:
         return self._call("POST", _verb_path(model, version, "predict"), json={"instances": rows})
 

@@ -8,6 +8,8 @@
 #   scripts/engine.sh up      set up what is missing (idempotent), say what was done
 #   scripts/engine.sh down    stop the podman service and the ticker this project started (by PID)
 #   scripts/engine.sh status  what runs, and the stand-in images
+#   scripts/engine.sh standins  only what `podman` itself needs (packages, containers.conf, stand-in images):
+#                             no socket, ticker or docker context (the Kubernetes smoke test's `kube play`)
 #
 # Everything it starts or writes lives in .run/engine/ (git-ignored): containers.conf (selected with
 # CONTAINERS_CONF, nothing in /etc), the socket, PID files, logs and the cached root filesystems.
@@ -41,7 +43,8 @@ ours_is_current() { [ "$(docker context show 2>/dev/null)" = "$CONTEXT" ]; }
 install_packages() {
   local missing=() p
   # iptables: netavark sets up the bridge networks with it ("netavark: No such file or directory" without)
-  for p in podman runc netavark aardvark-dns iptables debootstrap curl; do
+  # catatonit: `podman kube play` builds its pods' pause image from it (the Kubernetes smoke test)
+  for p in podman runc netavark aardvark-dns iptables debootstrap curl catatonit; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
@@ -288,6 +291,17 @@ up() {
   say "ready in $((SECONDS - start)) s: docker compose up -d --wait (make engine-down stops the engine)"
 }
 
+standins() {
+  local start=$SECONDS
+  [ "$(uname -s)" = Linux ] || die "needs Linux"
+  [ "$(id -u)" -eq 0 ] || die "needs root (apt, rootful podman)"
+  mkdir -p "$RUN"
+  write_containers_conf
+  install_packages
+  build_standins
+  say "podman ready in $((SECONDS - start)) s (CONTAINERS_CONF=$CONTAINERS_CONF)"
+}
+
 stop_pid() {  # $1 name: TERM, wait up to 10 s, then KILL
   local pid
   alive "$1" || { rm -f "$RUN/$1.pid"; return 1; }
@@ -323,6 +337,7 @@ case ${1:-up} in
   up) up ;;
   down) down ;;
   status) status ;;
+  standins) standins ;;
   _ticker) ticker ;;
-  *) die "usage: scripts/engine.sh up|down|status" ;;
+  *) die "usage: scripts/engine.sh up|down|status|standins" ;;
 esac

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: bootstrap, lint, then every test marker.
+# The whole test suite, as CI runs it: bootstrap, lint (make lint), then every test marker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
+make lint
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from stack import gateway
+from stack.capacity import DEFAULT_WORKER_CONNECTIONS
 from stack.keys import UiLogin, demo_keys, demo_login, parse_keys
 
 CONF_DIR = Path("/etc/nginx/mlstack")
@@ -39,6 +40,7 @@ def config_from_environment() -> gateway.GatewayConfig:
         max_body=env.get("GATEWAY_MAX_BODY", "1m"),
         docs_enabled=env.get("GATEWAY_DOCS", "true").lower() == "true",
         workers=int(env["GATEWAY_WORKERS"]) if env.get("GATEWAY_WORKERS") else None,
+        worker_connections=int(env.get("GATEWAY_WORKER_CONNECTIONS") or DEFAULT_WORKER_CONNECTIONS),
         resolver=env.get("GATEWAY_RESOLVER") or container_resolver(),
     )
 
@@ -70,8 +72,15 @@ def _ui_login(env: os._Environ[str]) -> UiLogin | None:
     return login
 
 
+def announce(config: gateway.GatewayConfig) -> None:
+    """What the container's limits do not allow of the asked capacity, in its log before nginx starts."""
+    for shortfall in gateway.shortfalls(config):
+        print(f"gateway: warning: {shortfall}", flush=True)
+
+
 def main() -> None:
     config = config_from_environment()
+    announce(config)
     paths = gateway.paths_for(config, CONF_DIR)
     Path(paths["temp"]).mkdir(parents=True, exist_ok=True)
     conf = gateway.render(config, CONF_DIR, paths)

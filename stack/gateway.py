@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from stack.capacity import DEFAULT_WORKER_CONNECTIONS, capacity
 from stack.keys import ApiKey, UiLogin, htpasswd_line
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "nginx"
@@ -48,6 +49,8 @@ class GatewayConfig:
     docs_enabled: bool = True
     workers: int | None = None
     """nginx worker processes; None: default_workers()."""
+    worker_connections: int = DEFAULT_WORKER_CONNECTIONS
+    """Connections each worker should hold; the open-files limit may allow fewer (shortfalls())."""
     worker_user: str | None = None
     """`user` for the worker processes; only meaningful when the master runs as root."""
     templates: Path = TEMPLATES
@@ -124,6 +127,11 @@ def check(conf: Path, error_log: str) -> None:
         raise RuntimeError(f"nginx refused {conf.name}: {result.stderr.strip()}")
 
 
+def shortfalls(config: GatewayConfig) -> list[str]:
+    """What the machine does not allow of the gateway's asked capacity, for a warning at start."""
+    return capacity(config.worker_connections).warnings
+
+
 def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -144,6 +152,7 @@ def _context(config: GatewayConfig, paths: dict[str, str]) -> dict[str, Any]:
         "max_body": config.max_body,
         "docs_enabled": config.docs_enabled,
         "workers": config.workers or default_workers(),
+        "capacity": capacity(config.worker_connections),
         "worker_user": config.worker_user,
         "paths": paths,
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 Scope = Literal["predict", "users", "admin"]
+SCOPES: tuple[Scope, ...] = ("predict", "users", "admin")
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SECRET = re.compile(
     r"^[A-Za-z0-9._+/=-]{16,128}$"
@@ -61,11 +62,17 @@ def _parse_entry(entry: str) -> ApiKey:
         raise ValueError(
             f"API key name {name!r} must match {NAME.pattern} and not be one of {RESERVED_NAMES}"
         )
-    if scope not in ("predict", "users", "admin"):
-        raise ValueError(f"API key {name!r}: scope must be predict, users or admin")
+    checked_scope = _scope(name, scope)
     if not SECRET.match(secret):
         raise ValueError(f"API key {name!r}: key must be 16-128 characters of [A-Za-z0-9._+/=-]")
-    return ApiKey(name, scope, secret)  # type: ignore[arg-type]
+    return ApiKey(name, checked_scope, secret)
+
+
+def _scope(name: str, given: str) -> Scope:
+    for scope in SCOPES:
+        if given == scope:
+            return scope
+    raise ValueError(f"API key {name!r}: scope must be {', '.join(SCOPES[:-1])} or {SCOPES[-1]}")
 
 
 def load_keys(inline: str | None, file: Path | None) -> list[ApiKey]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stack import gateway, pids, runstate
+from stack.capacity import DEFAULT_WORKER_CONNECTIONS
 from stack.keys import ApiKey, UiLogin, demo_keys, demo_login, load_keys
 from stack.procs import (
     Process,
@@ -43,6 +44,11 @@ DEMO_MODELS = (
 )
 
 
+def new_gateway_token() -> str:
+    """The secret nginx adds to what it forwards, when the settings give none."""
+    return secrets.token_urlsafe(32)
+
+
 @dataclass
 class StackOptions:
     """What one stack is made of; defaults come from StackSettings (environment and .env)."""
@@ -59,6 +65,7 @@ class StackOptions:
     max_body: str = "1m"
     docs_enabled: bool = True
     gateway_workers: int | None = None
+    gateway_worker_connections: int = DEFAULT_WORKER_CONNECTIONS
     with_ui: bool = True
     ui_port: int = 8501
     host: str = "127.0.0.1"
@@ -70,7 +77,7 @@ class StackOptions:
     replica_command: Callable[[int], list[str]] | None = None
     """How a replica on a port is started, when not with this checkout's `mlstack serve` (the benchmark
     runs an older checkout's replicas)."""
-    gateway_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    gateway_token: str = field(default_factory=new_gateway_token)
 
     @classmethod
     def from_settings(cls, settings: StackSettings, store_dir: Path) -> StackOptions:
@@ -98,6 +105,7 @@ class StackOptions:
             max_body=settings.gateway_max_body,
             docs_enabled=settings.gateway_docs,
             gateway_workers=settings.gateway_workers,
+            gateway_worker_connections=settings.gateway_worker_connections,
             ui_port=settings.stack_ui_port,
             host=settings.gateway_host,
             restart=RestartPolicy(
@@ -106,8 +114,8 @@ class StackOptions:
                 settings.stack_restart_limit,
                 settings.stack_restart_window_s,
             ),
-            **(
-                {"gateway_token": settings.gateway_token.get_secret_value()} if settings.gateway_token else {}
+            gateway_token=(
+                settings.gateway_token.get_secret_value() if settings.gateway_token else new_gateway_token()
             ),
         )
 
@@ -378,12 +386,15 @@ class NativeStack:
             max_body=options.max_body,
             docs_enabled=options.docs_enabled,
             workers=options.gateway_workers,
+            worker_connections=options.gateway_worker_connections,
             worker_user=_run_dir_owner(options.run_dir),
             templates=options.gateway_templates,
         )
 
     def _render(self) -> None:
         config = self._gateway_config()
+        for shortfall in gateway.shortfalls(config):
+            print(f"warning: {shortfall}", file=sys.stderr, flush=True)
         conf_dir = self.options.run_dir / "nginx"
         paths = gateway.paths_for(config, conf_dir, self.options.run_dir)
         gateway.check(gateway.render(config, conf_dir, paths), paths["error_log"])

@@ -25,7 +25,8 @@ def write(run_dir: Path, state: dict[str, Any]) -> Path:
 
 def read(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir / FILE_NAME).read_text())  # type: ignore[no-any-return]
+        state: dict[str, Any] = json.loads((run_dir / FILE_NAME).read_text())
+        return state
     except FileNotFoundError:
         return None
 

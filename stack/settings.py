@@ -42,6 +42,10 @@ class StackSettings(BaseSettings):
     gateway_workers: int | None = Field(default=None, ge=1, le=64)
     """nginx worker processes. Unset: one per two cores, at least one (the replicas need the rest)."""
 
+    gateway_worker_connections: int = Field(default=16384, ge=64)
+    """Connections each nginx worker holds (idle keep-alive clients count, and so does each request's
+    connection to a replica). The open-files limit may allow fewer: the start command then says so."""
+
     gateway_docs: bool = True
     """Serve /docs and /openapi.json through the gateway without a key."""
 
@@ -53,6 +57,15 @@ class StackSettings(BaseSettings):
 
     gateway_ui_password: SecretStr | None = None
     """UI login password. Unset: the start command makes one and prints it."""
+
+    gateway_backend: str = "backend:8000"
+    """Containers only: the replicas' DNS name and port, re-resolved every 5 s. Kubernetes: a full name."""
+
+    gateway_ui: str | None = None
+    """Containers only: the UI's DNS name and port behind /ui/. Unset: no /ui/ route."""
+
+    gateway_resolver: str | None = None
+    """Containers only: the DNS server nginx asks. Unset: the first nameserver of /etc/resolv.conf."""
 
     backend_replicas: int = Field(default=2, ge=1, le=16)
     """How many replicas to run (natively: uvicorn processes on loopback ports)."""

@@ -108,17 +108,6 @@ def gateway_entry(stack: NativeStack, request_id: str, timeout_s: float = 3.0) -
         time.sleep(0.05)
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.02) -> float:
-    """Poll `check` until it holds; returns the monotonic time it first did. TimeoutError names `what`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if check():
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s}s")
-        time.sleep(every_s)
-
-
 def recorded(stack: NativeStack, name: str) -> dict[str, Any]:
     """One process's entry in the stack's run-state file, as an operator or a client reads it."""
     state = runstate.read(stack.options.run_dir)

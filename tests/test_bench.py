@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "bench", *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
 
 
 @pytest.mark.stack
@@ -56,6 +56,12 @@ def test_a_smoke_run_prints_a_table_with_figures_and_writes_plots(store_dir: Pat
     assert loads[:4] == ["ceiling", "miss1", "miss1", "ceiling"]  # the ratios' cells in turns as well
     assert (tmp_path / "latency_vs_connections.png").stat().st_size > 0
     assert (tmp_path / "report.md").read_text().strip() in run.stdout
+    overload = json.loads((tmp_path / "results.json").read_text())["overload"]
+    assert [(c["connections"], c["idle"]) for c in overload] == [(16, 0), (256, 0), (16, 100)]
+    assert all(c["statuses"]["200"] > 0 and c["connection_errors"] == 0 for c in overload), overload
+    assert (overload[2]["idle_held"], overload[2]["idle_alive"]) == (100, 100)  # held open beside the load
+    assert re.search(r"\| 256 connections \|  \| [0-9,]+ \| [0-9.,]+ \| [0-9.,]+ \| [0-9.]+% \|", run.stdout)
+    assert re.search(r"At 256 connections the answered requests' p99 is [0-9.]+× the one at 16", run.stdout)
 
 
 def test_peers_get_the_same_rows_in_their_own_protocol() -> None:

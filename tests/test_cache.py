@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -10,6 +9,7 @@ import pytest
 
 from stack.native import NativeStack
 from stacks import predict
+from waiting import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -35,7 +35,8 @@ def test_a_partly_cached_batch_is_partial_and_computes_only_the_rest(
 ) -> None:
     rows = [{**churn_row, "total_charges": 5000.0 + i} for i in range(10)]
     first = predict(stack, rows[:4])
-    time.sleep(0.2)  # the cache is filled just after the answer
+    # the cache is filled just after the answer
+    wait_until(lambda: predict(stack, rows[:4]).headers["X-Cache"] == "HIT", what="the four rows cached")
     before = computed_rows(stack)
 
     whole = predict(stack, [dict(reversed(row.items())) for row in rows])

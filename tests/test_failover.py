@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import signal
-import time
 from typing import Any
 
 import pytest
 
 from stack.native import NativeStack
 from stacks import predict, steady_stream
+from waiting import wait_for, wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
@@ -18,10 +18,11 @@ def test_a_killed_replica_costs_no_request(stack: NativeStack, churn_row: dict[s
     def send(i: int) -> Any:
         return predict(stack, [{**churn_row, "monthly_charges": 1000.0 + i}])  # distinct rows: no cache hits
 
-    with steady_stream(send, clients=4, max_s=15.0) as outcomes:
-        time.sleep(1.5)
+    with steady_stream(send, clients=4, max_s=60.0) as outcomes:
+        wait_until(lambda: outcomes.total() >= 20, what="a stream under way")
         victim = stack.kill_replica(0, signal.SIGKILL)
-        time.sleep(4.0)
+        killed_at = outcomes.total()
+        wait_until(lambda: outcomes.total() >= killed_at + 40, what="40 requests after the kill")
     stack.restart(victim)
 
     assert outcomes[200] > 50
@@ -36,13 +37,15 @@ def test_redis_down_still_answers_then_hits_return(stack: NativeStack, churn_row
         down = [predict(stack, [row]) for _ in range(10)]
     finally:
         stack.start_redis()
-    time.sleep(2.5)  # each replica's breaker waits BACKEND_CACHE_RETRY_AFTER_S before it tries Redis again
-    for _ in range(4):  # refill the emptied cache through both replicas
-        predict(stack, [row])
-    again = [predict(stack, [row]).headers["X-Cache"] for _ in range(4)]
+    # each replica's breaker waits BACKEND_CACHE_RETRY_AFTER_S before it tries Redis again; the emptied
+    # cache is refilled by these very requests, through both replicas
+    wait_for(
+        lambda: [predict(stack, [row]).headers["X-Cache"] for _ in range(4)],
+        lambda again: again == ["HIT"] * 4,
+        what="hits through every replica",
+    )
 
     assert {(r.status_code, r.headers["X-Cache"]) for r in down} == {(200, "BYPASS")}
-    assert again == ["HIT"] * 4
 
 
 def test_same_instance_twice_misses_then_hits_across_replicas(
@@ -50,7 +53,7 @@ def test_same_instance_twice_misses_then_hits_across_replicas(
 ) -> None:
     row = {**churn_row, "tenure_months": 61}
     first = predict(stack, [row])
-    time.sleep(0.1)
+    wait_until(lambda: predict(stack, [row]).headers["X-Cache"] == "HIT", what="the row cached")
     later = [predict(stack, [dict(reversed(row.items()))]) for _ in range(4)]
 
     assert first.headers["X-Cache"] == "MISS"

@@ -14,7 +14,8 @@ import pytest
 
 from mlstack.cli import main as mlstack
 from stack.native import NativeStack
-from stacks import gateway_entries_of, predict, running_stack, steady_stream, wait_until
+from stacks import gateway_entries_of, predict, running_stack, steady_stream
+from waiting import wait_until
 
 pytestmark = pytest.mark.stack
 CHURN = "/v1/models/churn"
@@ -82,6 +83,17 @@ def every_replica_answers(
     assert len(upstreams) == len(stack.replicas)
 
 
+def every_replica_sends_some_to(stack: NativeStack, row: dict[str, Any], version: str) -> bool:
+    """Each replica, asked directly, answers some of 20 unpinned predictions with `version`."""
+    headers = {"X-Gateway-Token": stack.token}
+    for replica in stack.replicas:
+        url = f"http://127.0.0.1:{replica.port}{CHURN}:predict"
+        answers = [httpx.post(url, json={"instances": [row]}, headers=headers) for _ in range(20)]
+        if version not in {a.headers["X-Model-Version"] for a in answers}:
+            return False
+    return True
+
+
 def test_retrain_promote_and_roll_back_under_load_lose_nothing(
     lifecycle_stack: NativeStack, row: dict[str, Any]
 ) -> None:
@@ -106,7 +118,7 @@ def test_a_new_version_misses_where_the_old_one_hits(
     body = {"instances": [{**row, "total_charges": 4321.0}]}
     pinned = lambda v: admin(stack, "POST", f"{CHURN}/versions/{v}:predict", json=body)  # noqa: E731
     pinned("1")
-    time.sleep(0.2)  # the cache is filled just after the answer
+    wait_until(lambda: pinned("1").headers["X-Cache"] == "HIT", what="the row cached just after the answer")
 
     old, new = pinned("1"), pinned("2")
 
@@ -165,7 +177,7 @@ def test_a_20_percent_canary_and_off(lifecycle_stack: NativeStack, row: dict[str
         for v in ("1", "2")
     }
     assert admin(stack, "PUT", f"{CHURN}/canary", json={"version": "2", "percent": 20}).status_code == 200
-    time.sleep(0.5)
+    wait_until(lambda: every_replica_sends_some_to(stack, row, "2"), what="the canary on every replica")
     split: Counter[str] = Counter()
     with httpx.Client(base_url=stack.gateway_url, headers={"X-API-Key": stack.key("predict")}) as client:
         for _ in range(1000):

@@ -160,3 +160,15 @@ def test_the_systemd_unit_runs_the_start_command_from_this_checkout(tmp_path: Pa
         verify = ["systemd-analyze", "verify", str(tmp_path / "mlstack.service")]
         checked = subprocess.run(verify, capture_output=True, text=True, timeout=60)
         assert (checked.returncode, checked.stderr) == (0, "")
+
+
+def test_every_type_ignore_in_the_checked_code_names_its_error_and_says_why() -> None:
+    explained = re.compile(r"# type: ignore\[[a-z-]+(, [a-z-]+)*\]  # \w")
+    unexplained = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("backend/mlstack", "stack")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if "type: ignore" in line and not explained.search(line)
+    ]
+    assert unexplained == []

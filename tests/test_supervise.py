@@ -12,7 +12,7 @@ import pytest
 
 from stack.procs import Process
 from stack.supervise import RestartPolicy, Supervisor, describe_exit
-from stacks import wait_until
+from waiting import wait_until
 
 
 def python(tmp_path: Path, code: str) -> Process:

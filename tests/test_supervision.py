@@ -30,7 +30,8 @@ from mlstack.cli import main as mlstack
 from stack.native import NativeStack
 from stack.procs import http_ok, redis_ping
 from stack.supervise import RestartPolicy
-from stacks import gateway_entries_of, recorded, running_stack, wait_until
+from stacks import gateway_entries_of, recorded, running_stack
+from waiting import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 ROOT = Path(__file__).resolve().parents[1]

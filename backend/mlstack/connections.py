@@ -8,6 +8,7 @@
 | statistics       | cache | redis-py  | T       | T = REDIS_TIMEOUT_MS  | no (f)   | up to 4      |
 | store changes    | cache | redis-py  | 0.5 s   | none: subscribed      | no (g)   | up to 2      |
 | user data        | data  | redis-py  | U       | U = USERS_REDIS_TIMEOUT_MS (h) | once (b) | up to 64 |
+| drift counts     | cache | redis-py  | 2 s     | 2 s                   | no (i)   | up to 2      |
 
 Settings are BACKEND_*. Every connection has TCP keepalive (5 s idle, then 2 s × 3 probes): a Redis that
 vanishes without a word (a network cut; a restart closes its connections) leaves a connection no timeout
@@ -18,6 +19,7 @@ closes, since a reply that is merely late still comes; the kernel finds it dead 
 (c) a lost write leaves its rows uncached. (d) answered within 1 s: a busy Redis is not a lost one.
 (e) reconnects after BACKEND_CACHE_RETRY_AFTER_S. (f) the next second's snapshot replaces a lost one.
 (g) resubscribes every second. (h) every user-data write waits for an fsync.
+(i) a lost flush loses a few seconds of counts; no request waits on it (the drift route's read does).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ budget (BACKEND_REDIS_TIMEOUT_MS); in Compose, resolving `redis` and connecting 
 WATCH_TIMEOUT_S = 1.0
 """Lenient: a busy Redis is not a lost one. Lookups keep their own, much shorter timeout."""
 STORE_EVENTS_CONNECT_TIMEOUT_S = 0.5
+DRIFT_TIMEOUT_S = 2.0
+"""Flushes run in the background and the drift route reads many buckets: neither is a lookup's budget."""
 KEEPALIVE = {"TCP_KEEPIDLE": 5, "TCP_KEEPINTVL": 2, "TCP_KEEPCNT": 3}
 """Linux names; elsewhere the system's own keepalive timing applies."""
 KEEPALIVE_OPTIONS = {
@@ -77,6 +81,12 @@ def store_events(settings: Settings) -> aioredis.Redis | None:
     if not settings.redis_url:
         return None
     return _client(settings.redis_url, STORE_EVENTS_CONNECT_TIMEOUT_S, None, retries=0, connections=2)
+
+
+def drift_counts(settings: Settings) -> aioredis.Redis | None:
+    if not settings.redis_url:
+        return None
+    return _client(settings.redis_url, DRIFT_TIMEOUT_S, DRIFT_TIMEOUT_S, retries=0, connections=2)
 
 
 def user_data(settings: Settings) -> aioredis.Redis | None:

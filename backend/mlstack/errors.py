@@ -13,7 +13,9 @@ Every error a client can cause, the status it maps to, and the one place that re
   + ArtifactRejected      409  a version failed verification; whatever was loaded keeps serving
   + NotExplainable        409  the version cannot be explained (published before explanations, or its model)
   + ModelNotReady         503  known, but no verified version is loaded
+  + DriftUnavailable      503  live drift counts cannot be read (no cache Redis set, or it does not answer)
   + UserDataUnavailable   503  the user data store is not configured or does not answer
+  + Overloaded            503  the replica is past the load it accepts (serving/admission.py)
 
 Every error answers {"error": "<message>"} with Content-Type application/json, the shape of the Open
 Inference Protocol and of the gateway's own errors.
@@ -28,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 log = logging.getLogger("mlstack.errors")
 
@@ -71,6 +74,8 @@ class BadInput(ServingError):
 
     def __init__(self, where: str, problem: str) -> None:
         super().__init__(f"{where}: {problem}")
+        self.where = where
+        """The row and field, e.g. `instances[3].contract`: live drift counts refusals per feature."""
 
 
 class TooManyRows(ServingError):
@@ -98,9 +103,29 @@ class ModelNotReady(ServingError):
     retry_after_s = 2
 
 
+class DriftUnavailable(ServingError):
+    status_code = 503
+    retry_after_s = 2
+
+
 class UserDataUnavailable(ServingError):
     status_code = 503
     retry_after_s = 2
+
+
+class Overloaded(ServingError):
+    status_code = 503
+    retry_after_s = 1
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of every route on the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.PARTIAL and isinstance(route, Route):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _clip(text: str, limit: int = 80) -> str:
@@ -121,10 +146,13 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.message, headers=retry)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "no such route", 405: "method not allowed"}
         message = messages.get(exc.status_code, str(exc.detail))
-        return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(exc.status_code, message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from mlstack import __version__, errors
-from mlstack.api import admin, convertors, docs, ops, profile, users, v1, v2
-from mlstack.api.body import component_schemas
+from mlstack.api import admin, convertors, docs, drift, openapi, ops, profile, users, v1, v2
 from mlstack.api.memory import AnswerMemory
 from mlstack.api.middleware import EdgeMiddleware
-from mlstack.api.schemas.v1 import V1PredictRequest
-from mlstack.api.schemas.v2 import InferenceRequest
 from mlstack.cache.predictions import PredictionCache
+from mlstack.drift.recorder import DriftRecorder
 from mlstack.recommend.erasure import CachedRecommendations
+from mlstack.serving.admission import InFlight
 from mlstack.serving.core import Predictor
 from mlstack.serving.registry import Registry
 from mlstack.serving.runtimes import RuntimeFactory
@@ -31,11 +29,6 @@ from mlstack.telemetry.board import StatsBoard
 from mlstack.telemetry.logs import configure_logging
 from mlstack.telemetry.metrics import Metrics
 from mlstack.users.store import UserStore
-
-API_KEY_SCHEMES = {
-    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    "Bearer": {"type": "http", "scheme": "bearer"},
-}
 
 
 def create_app(
@@ -61,6 +54,7 @@ def create_app(
                 Predictor.start(settings, registry, cache, metrics) as predictor,
                 StatsBoard.start(settings, metrics) as board,
                 StoreWatcher.start(settings, registry) as watcher,
+                DriftRecorder.start(settings, registry, metrics) as app.state.drift,
             ):
                 app.state.settings, app.state.metrics, app.state.registry = settings, metrics, registry
                 app.state.answers = AnswerMemory(predictor, cache, metrics)
@@ -82,7 +76,7 @@ def create_app(
     )
     errors.install(app)
     convertors.register()  # the {model:model} and {version:version} path types, before any route is built
-    for module in (v1, v2, admin, ops, users, profile):
+    for module in (v1, v2, admin, ops, users, profile, drift):
         # The routes themselves, not include_router(): FastAPI matches an included router lazily, route
         # by route and twice per request, which cost 18 µs of a 100 µs request.
         app.router.routes.extend(module.router().routes)
@@ -91,26 +85,15 @@ def create_app(
     app.router.routes.sort(key=lambda route: not _predicts(route))
     if settings.docs_enabled:
         docs.install(app)
-        app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+        document = partial(openapi.document, app, settings)
+        app.openapi = document  # type: ignore[method-assign]  # FastAPI's documented hook for its document
     token = settings.gateway_token.get_secret_value() if settings.gateway_token is not None else None
-    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token)
+    in_flight = InFlight(settings.max_in_flight, settings.max_waiting, settings.max_wait_ms / 1000)
+    app.add_middleware(EdgeMiddleware, metrics=metrics, token=token, in_flight=in_flight)
     return app
 
 
 def _predicts(route: BaseRoute) -> bool:
-    predicting = isinstance(route, APIRoute) and route.path.endswith((":predict", "/infer"))
-    return predicting and "POST" in route.methods
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the nested body schemas and the gateway's two ways to send a key."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = schema.setdefault("components", {})
-        components.setdefault("schemas", {}).update(component_schemas(V1PredictRequest, InferenceRequest))
-        components["securitySchemes"] = API_KEY_SCHEMES
-        schema["security"] = [{"ApiKey": []}, {"Bearer": []}]
-        app.openapi_schema = schema
-    return app.openapi_schema
+    if not isinstance(route, APIRoute):
+        return False
+    return route.path.endswith((":predict", "/infer")) and "POST" in (route.methods or ())

@@ -87,6 +87,21 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(default=2.0, ge=0)
     """Longest a request waits for others to join its call (0: merge only what is already waiting)."""
 
+    max_in_flight: int = Field(default=32, ge=1)
+    """Most prediction and user-data requests a replica works on at once. Past it a request waits for a
+    place (max_waiting, max_wait_ms) or gets 503 with Retry-After: past capacity a queue adds only latency."""
+
+    max_waiting: int = Field(default=1024, ge=0)
+    """Most requests waiting for a place past max_in_flight; one more gets 503 at once."""
+
+    max_wait_ms: float = Field(default=20.0, ge=0)
+    """Longest a waiting request may have waited and still get a place (the newest waiter gets it first).
+    One that waited longer is not served: it gets 503 half a second after it arrived."""
+
+    max_queued_rows: int = Field(default=4096, ge=1)
+    """Most rows waiting for or in a prediction; a request that would pass it gets 503 with Retry-After
+    at once (a request alone is always taken, whatever its size)."""
+
     onnx_enabled: bool = True
     """Serve a version with onnxruntime (one thread) when it has a verified ONNX export; else, or when
     false, with its joblib pipeline. A broken ONNX file is logged and the joblib pipeline serves."""
@@ -95,6 +110,58 @@ class Settings(BaseSettings):
     """Feature orderings per row for the sampling explanation method (models neither linear nor tree
     ensembles): each costs (features - 1) x 100 background rows of model evaluations. More is slower and
     nearer the exact Shapley values; the contributions add up to the output at any count."""
+
+    drift_enabled: bool = True
+    """Count the rows this replica serves into each version's training-profile bins, for the drift route
+    and its gauges (flushed to the cache Redis in batches; a request never waits on it)."""
+
+    drift_flush_s: float = Field(default=2.0, gt=0)
+    """How often a replica sends its live counts to Redis, one pipeline for all versions."""
+
+    drift_bucket_s: int = Field(default=60, ge=1)
+    """Width of a time bucket of live counts in Redis; windows are read as whole buckets."""
+
+    drift_retention_s: int = Field(default=86_400, ge=1)
+    """How long a bucket is kept after it ends: the longest window the drift route reads."""
+
+    drift_window_s: int = Field(default=900, ge=1)
+    """The window of the drift route when none is asked for, and of the drift gauges."""
+
+    drift_gauges_s: float = Field(default=15.0, ge=0)
+    """How often a replica recomputes each model's current version's drift gauges from Redis (0: never)."""
+
+    drift_min_rows: int = Field(default=200, ge=1)
+    """Fewer rows in a window: the drift route reports `insufficient_data` and flags nothing."""
+
+    drift_js_threshold: float = Field(default=0.1, gt=0, le=1)
+    """A feature drifts when its Jensen-Shannon distance (base 2) passes this, or the window's chance value
+    if higher."""
+
+    drift_psi_threshold: float = Field(default=0.2, gt=0)
+    """A feature drifts when its PSI passes this, or the window's chance value if higher."""
+
+    drift_wasserstein_threshold: float = Field(default=0.1, gt=0)
+    """A number drifts when its Wasserstein distance, in training standard deviations, passes this
+    (only with at least 1,000 present values in training and in the window)."""
+
+    drift_missing_threshold: float = Field(default=0.1, gt=0, le=1)
+    """A feature drifts when its live missing share differs from training's by more than this."""
+
+    drift_out_of_range_threshold: float = Field(default=0.05, gt=0, le=1)
+    """A number drifts when more than this share of its live values lies outside the training range."""
+
+    drift_unseen_threshold: float = Field(default=0.01, gt=0, le=1)
+    """A category drifts when more than this share of live rows has a value never seen in training."""
+
+    drift_refused_threshold: float = Field(default=0.01, gt=0, le=1)
+    """A feature drifts when more than this share of the window's rows was refused (422) for its value."""
+
+    drift_share_threshold: float = Field(default=0.5, gt=0, le=1)
+    """The drift route reports dataset drift when at least this share of the features drifts."""
+
+    drift_alpha: float = Field(default=0.01, gt=0, lt=1)
+    """Chance of any false flag in a window without drift, shared among a version's features: sets the
+    chance values that small windows' distances must pass."""
 
     max_instances: int = Field(default=1000, ge=1)
     """Largest number of instances in one request; more is 413."""

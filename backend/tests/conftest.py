@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from documented import check_responses
 from mlstack.cli import main as cli
 from mlstack.frames import prepare_frame
 from mlstack.main import create_app
@@ -62,16 +63,20 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def cached_client(store_dir: Path, redis: RedisServer) -> Iterator[TestClient]:
-    """A replica app on a private store copy with that Redis as its cache (a short breaker pause)."""
+    """A replica app on a private store copy with that Redis as its cache (a short breaker pause); every
+    answer is checked against the app's OpenAPI document."""
     settings = Settings(store_dir=store_dir, redis_url=redis.url, cache_retry_after_s=0.5)
     with TestClient(create_app(settings)) as client:
+        check_responses(client)
         yield client
 
 
 @pytest.fixture(scope="session")
 def shared_client(trained_store: Path) -> Iterator[TestClient]:
-    """One replica app over the session store, for tests that only read."""
+    """One replica app over the session store, for tests that only read; every answer is checked against
+    the app's OpenAPI document."""
     with TestClient(create_app(Settings(store_dir=trained_store, redis_url=None))) as client:
+        check_responses(client)
         yield client
 
 

@@ -7,27 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from redis import Redis
+
+from waiting import wait_until
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(check: object, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"not ready within {timeout_s}s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -99,6 +92,11 @@ class RedisServer:
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
         wait_until(self._answers, 10)
+
+    def keys(self, pattern: str = "mlstack:pred:*") -> int:
+        """How many keys match: by default the prediction cache's rows."""
+        with Redis.from_url(self.url) as client:
+            return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
 
     def stop(self) -> None:
         if self.process is not None:

@@ -179,6 +179,14 @@ def test_unknown_things_and_wrong_methods(
         assert response.headers["Allow"]
 
 
+def test_a_wrong_method_is_told_every_method_of_the_path(shared_client: TestClient) -> None:
+    """Two routes share the path (PUT and DELETE of a canary); Allow names both, as the document does."""
+    response = shared_client.patch("/v1/models/churn/canary", json={})
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "DELETE, PUT"
+
+
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/python-pickle"]
 )

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis as RedisClient
 
+from mlstack.cache.near import PING_EVERY_S, PING_TIMEOUT_S
 from mlstack.cache.predictions import MAX_WRITING_ROWS, PredictionCache
 from mlstack.cli import main as cli
 from mlstack.settings import Settings
+from waiting import until, wait_for, wait_until
 
 from .servers import RedisServer
 from .test_api_v1 import varied_rows
@@ -35,9 +36,16 @@ def predict(client: TestClient, rows: list[dict[str, Any]], url: str = PREDICT) 
     return response.headers["X-Cache"], response.json()
 
 
-def test_same_row_twice_is_a_miss_then_a_hit(cached_client: TestClient, rows: list[dict[str, Any]]) -> None:
+def cached(redis: RedisServer, count: int) -> None:
+    """Wait until `count` rows are in Redis: the cache is filled just after the answer, in the background."""
+    wait_until(lambda: redis.keys() >= count, what=f"{count} rows cached")
+
+
+def test_same_row_twice_is_a_miss_then_a_hit(
+    cached_client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
+) -> None:
     first = predict(cached_client, rows[:1])
-    time.sleep(0.1)  # the cache is filled in the background
+    cached(redis, 1)
     again = predict(cached_client, [dict(reversed(rows[0].items()))])
 
     assert (first[0], again[0]) == ("MISS", "HIT")
@@ -45,21 +53,21 @@ def test_same_row_twice_is_a_miss_then_a_hit(cached_client: TestClient, rows: li
 
 
 def test_number_spelling_does_not_change_the_key(
-    cached_client: TestClient, rows: list[dict[str, Any]]
+    cached_client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
     row = rows[0]
     integral = next(k for k, v in row.items() if isinstance(v, int) and not isinstance(v, bool))
     predict(cached_client, [row])
-    time.sleep(0.1)
+    cached(redis, 1)
 
     assert predict(cached_client, [{**row, integral: float(row[integral])}])[0] == "HIT"
 
 
 def test_batch_with_some_rows_cached_is_partial_and_equal(
-    cached_client: TestClient, rows: list[dict[str, Any]]
+    cached_client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
     _, cached_part = predict(cached_client, rows[:3])
-    time.sleep(0.1)
+    cached(redis, 3)
     before = predicted_rows(cached_client)
     status, whole = predict(cached_client, rows)
 
@@ -67,15 +75,15 @@ def test_batch_with_some_rows_cached_is_partial_and_equal(
     assert predicted_rows(cached_client) - before == len(rows) - 3  # only the misses were computed
     assert whole["predictions"][:3] == cached_part["predictions"]
     assert whole["probabilities"][:3] == cached_part["probabilities"]
-    time.sleep(0.1)
+    cached(redis, len(rows))
     assert predict(cached_client, rows)[0] == "HIT"
 
 
 def test_a_new_version_never_meets_the_old_versions_entries(
-    cached_client: TestClient, store_dir: Path, rows: list[dict[str, Any]]
+    cached_client: TestClient, store_dir: Path, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
     predict(cached_client, rows[:2])
-    time.sleep(0.1)
+    cached(redis, 2)
     args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--store-dir"]
     assert cli([*args, str(store_dir)]) == 0
     assert cached_client.post("/v1/models/churn:reload").json()["version"] == "2"
@@ -100,13 +108,12 @@ def test_redis_down_still_answers_and_hits_return_when_it_is_back(
         statuses.append(predict(cached_client, [row])[0])
         assert time.monotonic() - started < 0.5
     redis.start()
-    time.sleep(0.6)  # the breaker's retry_after
-    predict(cached_client, rows[-1:])
-    time.sleep(0.1)
+    # the breaker tries Redis again after its retry_after (0.5 s), the row is cached, then found
+    back = wait_for(lambda: predict(cached_client, rows[-1:]), lambda answer: answer[0] == "HIT")
 
     assert statuses == ["BYPASS"] * len(rows)
     assert 'mlstack_cache_rows_total{result="bypass"}' in cached_client.get("/metrics").text
-    assert predict(cached_client, rows[-1:])[0] == "HIT"
+    assert back[1] == predict(cached_client, rows[-1:])[1]
 
 
 def predicted_rows(client: TestClient) -> float:
@@ -118,9 +125,9 @@ def predicted_rows(client: TestClient) -> float:
     )
 
 
-def command_calls(redis: RedisServer, command: str) -> int:
+def command_calls(redis: RedisServer, command: str, client: RedisClient | None = None) -> int:
     """Calls of a command that succeeded, as Redis counts them."""
-    stats = RedisClient.from_url(redis.url).info("commandstats").get(f"cmdstat_{command}", {})
+    stats = (client or RedisClient.from_url(redis.url)).info("commandstats").get(f"cmdstat_{command}", {})
     return int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
 
 
@@ -141,8 +148,15 @@ def test_concurrent_lookups_share_one_mget_and_writes_leave_together(
         reads_before = reads_processed(stats)
         cache.put_many([(key, {"l": i}) for i, key in enumerate(keys[0])])  # two requests answered in
         cache.put_many([(key, {"l": i + 3}) for i, key in enumerate(keys[1])])  # the same turn
-        await asyncio.sleep(0.2)
-        writes = reads_processed(stats) - reads_before - 1  # the second INFO's own read
+        polls = 0
+
+        def all_set() -> bool:
+            nonlocal polls
+            polls += 1  # each poll is one read of Redis's as well
+            return command_calls(redis, "set", stats) == 6
+
+        await until(all_set, what="six SETs")
+        writes = reads_processed(stats) - reads_before - polls - 1  # the polls' and this INFO's own reads
         found = await asyncio.gather(*(cache.get_many(wanted) for wanted in keys))
         again = await asyncio.gather(*(cache.get_many(wanted) for wanted in keys[:2]))
         await cache.close()
@@ -172,20 +186,22 @@ def test_a_lookup_does_not_wait_behind_a_long_run_of_writes(store_dir: Path, red
     items = [(f"mlstack:pred:test:big:{row}", {"l": row, "pad": pad}) for row in range(MAX_WRITING_ROWS)]
     last = [items[-1][0]]
 
+    checker = RedisClient.from_url(redis.url)
+
     async def scenario() -> tuple[list[Any] | None, list[Any] | None]:
         cache = PredictionCache(settings)
         await cache.get_many(["mlstack:pred:test:warm"], near=False)
-        cache.put_many([("mlstack:pred:test:warm", {"l": -1})])  # both connections are open
-        await asyncio.sleep(0.1)
+        cache.put_many([("mlstack:pred:test:warm", {"l": -1})])
+        await until(lambda: checker.exists("mlstack:pred:test:warm"))  # both connections are open
         os.kill(pid, signal.SIGSTOP)  # both arrive while Redis is stopped: no head start for the SETs
         try:
             cache.put_many(items)
             during = asyncio.ensure_future(cache.get_many(last, near=False))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # the scenario: Redis stopped while they are sent (it cannot be asked)
         finally:
             os.kill(pid, signal.SIGCONT)
         found_during = await during
-        await asyncio.sleep(0.5)
+        await until(lambda: checker.exists(last[0]), what="the last SET run")
         after = await cache.get_many(last, near=False)
         await cache.close()
         return found_during, after
@@ -207,19 +223,21 @@ def test_rows_beyond_what_a_lagging_redis_has_yet_to_run_go_uncached(
     rows = MAX_WRITING_ROWS * 3 // 5
 
     left_out: list[int] = []
+    checker = RedisClient.from_url(redis.url)
 
     async def scenario() -> bool:
         cache = PredictionCache(settings, on_unwritten=left_out.append)
         cache.put_many([("mlstack:pred:test:warm", {"l": 0})])
-        await asyncio.sleep(0.1)  # the writes' connection is open
+        await until(lambda: checker.exists("mlstack:pred:test:warm"))  # the writes' connection is open
         os.kill(pid, signal.SIGSTOP)
         try:
             for turn in range(3):  # three turns of the loop, three runs of SETs
                 cache.put_many([(f"mlstack:pred:test:{turn}:{row}", {"l": row}) for row in range(rows)])
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the scenario: a turn of the loop apart, while Redis is stopped
         finally:
             os.kill(pid, signal.SIGCONT)
-        await asyncio.sleep(0.5)
+        # the first run's acknowledgement is back: closing the cache would count a run still owed one
+        await until(lambda: cache._writing == 0, what="the runs sent acknowledged")
         available = cache.available
         await cache.close()
         return available
@@ -236,6 +254,7 @@ def test_a_write_that_times_out_does_not_stop_the_lookups(store_dir: Path, redis
     assert redis.process is not None
     pid = redis.process.pid
     settings = Settings(store_dir=store_dir, redis_url=redis.url, redis_timeout_ms=50, cache_retry_after_s=30)
+    checker = RedisClient.from_url(redis.url)
 
     async def scenario() -> tuple[bool, list[Any] | None, list[Any] | None]:
         cache = PredictionCache(settings)
@@ -243,13 +262,13 @@ def test_a_write_that_times_out_does_not_stop_the_lookups(store_dir: Path, redis
         os.kill(pid, signal.SIGSTOP)
         try:
             cache.put_many([("mlstack:pred:test:slow", {"l": 1})])
-            await asyncio.sleep(0.3)  # the write times out meanwhile
+            await asyncio.sleep(0.3)  # the scenario: Redis silent for 6 times the write's timeout
         finally:
             os.kill(pid, signal.SIGCONT)
         available = cache.available
         lost = await cache.get_many(["mlstack:pred:test:slow"], near=False)
         cache.put_many([("mlstack:pred:test:later", {"l": 2})])
-        await asyncio.sleep(0.2)
+        await until(lambda: checker.exists("mlstack:pred:test:later"), what="the later write")
         later = await cache.get_many(["mlstack:pred:test:later"], near=False)
         await cache.close()
         return available, lost, later
@@ -326,24 +345,24 @@ def test_a_repeated_row_is_answered_from_memory_until_redis_goes_away(
     cached_client: TestClient, redis: RedisServer, rows: list[dict[str, Any]]
 ) -> None:
     predict(cached_client, rows[:1])  # computed: into Redis only, as most rows are never seen again
-    time.sleep(0.1)
+    cached(redis, 1)
     mget_first = command_calls(redis, "mget")
     seen_twice = predict(cached_client, rows[:1])  # found in Redis: now copied into memory as well
     mget_before = command_calls(redis, "mget")
     again = [predict(cached_client, rows[:1]) for _ in range(5)]
     mget_after = command_calls(redis, "mget")
     partly = predict(cached_client, rows[:2])  # one row from memory, one computed
+    hits = near_hits(cached_client)
     redis.stop()
-    time.sleep(0.1)  # the replica sees its watch connection close
-    down = predict(cached_client, rows[:1])
+    # once the replica sees its watch connection close, the copy is not used while Redis is down
+    down = wait_for(lambda: predict(cached_client, rows[:1]), lambda answer: answer[0] == "BYPASS")
 
     assert seen_twice[0] == "HIT"
     assert mget_before == mget_first + 1
     assert {status for status, _ in again} == {"HIT"}
     assert mget_after == mget_before  # Redis was not asked
-    assert near_hits(cached_client) == 5 + 1
+    assert hits == 5 + 1
     assert partly[0] == "PARTIAL"
-    assert down[0] == "BYPASS"  # the copy is not used while Redis is down
     assert down[1]["probabilities"] == again[0][1]["probabilities"]
 
 
@@ -353,27 +372,24 @@ def test_a_hung_redis_stops_the_copies_within_two_pings(
 ) -> None:
     assert redis.process is not None
     predict(cached_client, rows[:1])
-    time.sleep(0.1)
+    cached(redis, 1)
     predict(cached_client, rows[:1])  # seen twice: copied into memory
     from_memory = predict(cached_client, rows[:1])
-    os.kill(redis.process.pid, signal.SIGSTOP)  # alive but silent: no closed connection to notice
-    try:
-        time.sleep(2.5)  # a PING every second, answered within one
+
+    def timed() -> tuple[str, Any, float]:
         started = time.monotonic()
-        hung = predict(cached_client, rows[:1])
-        took_s = time.monotonic() - started
+        status, body = predict(cached_client, rows[:1])
+        return status, body, time.monotonic() - started
+
+    os.kill(redis.process.pid, signal.SIGSTOP)  # alive but silent: no closed connection to notice
+    stopped = time.monotonic()
+    try:
+        hung = wait_for(timed, lambda answer: answer[0] == "BYPASS")
+        noticed_s = time.monotonic() - stopped
     finally:
         os.kill(redis.process.pid, signal.SIGCONT)
 
     assert from_memory[0] == "HIT"
-    assert hung[0] == "BYPASS"
-    assert took_s < 0.5
+    assert noticed_s < 2 * PING_EVERY_S + PING_TIMEOUT_S + 0.5  # a PING every second, answered within one
+    assert hung[2] < 0.5  # the request that found Redis hung did not wait for it
     assert hung[1]["predictions"] == from_memory[1]["predictions"]
-
-
-async def until(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Wait, without blocking the loop, until `check` holds; fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
+from uvicorn.server import ServerState
 
-from mlstack.server.http_protocol import HeadWithBody
+from mlstack.server.http_protocol import HeadWithBody, HttpToolsProtocol, fast_path
+
+from .servers import running_replica
 
 
 class RecordingTransport(asyncio.Transport):
@@ -101,3 +107,42 @@ def test_pipelined_requests_get_their_answers_in_order(replica_url: str) -> None
 
     assert received.count(b"HTTP/1.1 200 OK\r\n") == 4
     assert received.rstrip().endswith(b"}")  # the last answer, the server's metadata, arrived whole
+
+
+def test_uvicorn_still_has_what_the_fast_path_relies_on() -> None:
+    """Fails loudly when a uvicorn upgrade changes the internal the protocol leans on."""
+    assert fast_path() is None
+
+
+def test_uvicorns_own_protocol_sends_a_response_in_one_write() -> None:
+    asyncio.run(_uvicorns_own_protocol_sends_a_response_in_one_write())
+
+
+async def _uvicorns_own_protocol_sends_a_response_in_one_write() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(app, http=HttpToolsProtocol, lifespan="off", access_log=False, log_config=None)
+    config.load()
+    protocol = HttpToolsProtocol(config, ServerState(), {})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = asyncio.get_running_loop().time() + 5
+    while not transport.writes and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+    assert len(transport.writes) == 1, transport.writes  # the head waited for its body
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.writes[0].endswith(b"\r\n\r\nok")
+
+
+def test_a_started_replica_names_its_fast_paths_in_its_log(trained_store: Path, tmp_path: Path) -> None:
+    log = tmp_path / "replica.log"
+    with running_replica(trained_store, log):
+        pass
+    line = next(line for line in log.read_text().splitlines() if "fast paths:" in line)
+
+    assert "one-write HTTP on" in line
+    assert "lean routes" in line

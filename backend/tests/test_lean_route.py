@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Request, Response
-from fastapi.routing import APIRouter
+from fastapi.routing import APIRoute, APIRouter
 from fastapi.testclient import TestClient
 
 from mlstack import errors
 from mlstack.api.lean_route import LeanRoute, _plan
 from mlstack.errors import BadInput
+from mlstack.main import create_app
+from mlstack.settings import Settings
 
 
 async def get_name(request: Request) -> str:
@@ -68,3 +70,13 @@ def test_an_endpoint_with_query_or_validated_parameters_is_left_to_fastapi() -> 
 
     assert good.text == "pen:3"
     assert (refused.status_code, unmatched.status_code) == (422, 422)
+
+
+def test_every_prediction_route_of_the_replica_is_lean() -> None:
+    """Fails loudly when a FastAPI upgrade changes the internals LeanRoute reads (the routes would then
+    silently fall back to FastAPI's slower handler)."""
+    routes = [r for r in create_app(Settings(redis_url=None)).routes if isinstance(r, APIRoute)]
+    predicting = [r for r in routes if r.path.endswith((":predict", "/infer"))]
+
+    assert len(predicting) == 4
+    assert all(getattr(r, "lean", False) for r in predicting), [r.path for r in predicting]

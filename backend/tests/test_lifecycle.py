@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from documented import check_responses
 from mlstack.cli import main as mlstack
 from mlstack.main import create_app
 from mlstack.settings import Settings
@@ -29,6 +30,7 @@ def store(store_dir: Path) -> Path:
 @pytest.fixture
 def client(store: Path) -> Iterator[TestClient]:
     with TestClient(create_app(Settings(store_dir=store, store_poll_s=0))) as client:
+        check_responses(client)
         yield client
 
 

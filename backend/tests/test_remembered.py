@@ -3,7 +3,6 @@ recommendations, and nothing while Redis is unreachable. Real app, real redis-se
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from mlstack.api.v1_codec import V1
 from mlstack.api.v2_codec import V2
 from mlstack.cli import main as cli
 from mlstack.serving.core import Predictor
+from waiting import wait_for, wait_until
 
 from .servers import RedisServer
 from .test_api_v1 import varied_rows
@@ -52,28 +52,35 @@ def post(client: TestClient, body: bytes, url: str = PREDICT) -> tuple[str, byte
     return response.headers["X-Cache"], response.content
 
 
-def remembered(client: TestClient, body: bytes) -> None:
-    """Sent three times, with time for the miss to reach Redis: a miss, a hit through Redis, then kept."""
-    for _ in range(3):
-        post(client, body)
-        time.sleep(0.1)
+def cached(redis: RedisServer) -> None:
+    """Wait until the miss's row is in Redis: the cache is filled just after the answer, in the background."""
+    wait_until(lambda: redis.keys() >= 1, what="the row cached")
+
+
+def remembered(client: TestClient, redis: RedisServer, body: bytes) -> None:
+    """Sent three times: a miss (its row then reaches Redis), a hit through Redis, then kept."""
+    post(client, body)
+    cached(redis)
+    post(client, body)
+    post(client, body)
 
 
 def test_a_body_sent_again_is_answered_from_memory_once_its_rows_were_hits(
-    cached_client: TestClient, body: bytes
+    cached_client: TestClient, redis: RedisServer, body: bytes
 ) -> None:
     counted = Counted()
-    answers = []
-    for _ in range(4):
-        answers.append(answer(cached_client, body, counted))
-        time.sleep(0.1)  # the miss's row reaches Redis in the background
+    answers = [answer(cached_client, body, counted)]
+    cached(redis)
+    answers += [answer(cached_client, body, counted) for _ in range(3)]
 
     assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
     assert len({payload for payload, _ in answers}) == 1
     assert counted.answered == 2  # a miss, a hit through Redis, then memory
 
 
-def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(cached_client: TestClient) -> None:
+def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(
+    cached_client: TestClient, redis: RedisServer
+) -> None:
     manifest = cached_client.get("/v1/models/churn").json()
     row = varied_rows(manifest, 1)[0]
     inputs = []
@@ -84,10 +91,9 @@ def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(cached_client:
         )
     body = orjson.dumps({"id": "same-request-7", "inputs": inputs})
     counted = Counted(V2)
-    answers = []
-    for _ in range(4):
-        answers.append(answer(cached_client, body, counted))
-        time.sleep(0.1)
+    answers = [answer(cached_client, body, counted)]
+    cached(redis)
+    answers += [answer(cached_client, body, counted) for _ in range(3)]
 
     assert [headers["X-Cache"] for _, headers in answers] == ["MISS", "HIT", "HIT", "HIT"]
     assert {orjson.loads(payload)["id"] for payload, _ in answers} == {"same-request-7"}
@@ -96,10 +102,10 @@ def test_a_v2_body_sent_again_is_answered_from_memory_with_its_id(cached_client:
 
 
 def test_an_equal_body_spelled_differently_is_not_taken_for_the_same_bytes(
-    cached_client: TestClient, body: bytes
+    cached_client: TestClient, redis: RedisServer, body: bytes
 ) -> None:
     respelled = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
-    remembered(cached_client, body)
+    remembered(cached_client, redis, body)
     counted = Counted()
 
     payload, headers = answer(cached_client, respelled, counted)
@@ -110,9 +116,9 @@ def test_an_equal_body_spelled_differently_is_not_taken_for_the_same_bytes(
 
 
 def test_a_new_version_never_gets_the_old_versions_answer(
-    cached_client: TestClient, store_dir: Path, body: bytes
+    cached_client: TestClient, store_dir: Path, redis: RedisServer, body: bytes
 ) -> None:
-    remembered(cached_client, body)
+    remembered(cached_client, redis, body)
     args = ["train", "--demo", "churn", "--rows", "800", "--seed", "3", "--search", "fast", "--store-dir"]
     assert cli([*args, str(store_dir)]) == 0
     assert cached_client.post("/v1/models/churn:reload").json()["version"] == "2"
@@ -130,15 +136,13 @@ def test_a_new_version_never_gets_the_old_versions_answer(
 def test_nothing_is_answered_from_memory_while_redis_is_down(
     cached_client: TestClient, redis: RedisServer, body: bytes
 ) -> None:
-    remembered(cached_client, body)
+    remembered(cached_client, redis, body)
     redis.stop()
-    try:
-        time.sleep(0.3)  # the watch connection closes with Redis
-        status, payload = post(cached_client, body)
+    try:  # the remembered answer is dropped once the watch connection closes with Redis
+        _, payload = wait_for(lambda: post(cached_client, body), lambda answer: answer[0] == "BYPASS")
     finally:
         redis.start()
 
-    assert status == "BYPASS"
     assert orjson.loads(payload)["predictions"]
 
 

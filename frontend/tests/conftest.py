@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mlstack.cli import main as mlstack
+from mlstack.training.datasets import demo_dataset
 from stack.keys import demo_keys, demo_login
 from stack.native import NativeStack, StackOptions
 from stack.procs import free_port
@@ -43,3 +47,24 @@ def ui_env(ui_stack: NativeStack, monkeypatch: pytest.MonkeyPatch) -> NativeStac
     monkeypatch.setenv("FRONTEND_USERS_KEY", ui_stack.key("users"))
     monkeypatch.chdir(FRONTEND)
     return ui_stack
+
+
+@pytest.fixture(scope="session")
+def drift_counted(ui_stack: NativeStack) -> int:
+    """Churn rows drawn like its training data, predicted through the gateway, once they are counted in
+    Redis (replicas send their counts every 2 s): the Monitor page's drift has something to show."""
+    frame = demo_dataset("churn", rows=250, seed=21).frame.drop(columns=["churned"])
+    headers = {"X-API-Key": ui_stack.key("predict")}
+    answer = httpx.post(
+        f"{ui_stack.gateway_url}/v1/models/churn:predict",
+        json={"instances": json.loads(frame.to_json(orient="records"))},
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 10
+    while True:
+        drift = httpx.get(f"{ui_stack.gateway_url}/v1/models/churn/drift", headers=headers, timeout=10).json()
+        if drift["rows"] >= len(frame) or time.monotonic() > deadline:
+            return int(drift["rows"])
+        time.sleep(0.2)

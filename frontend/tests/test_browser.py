@@ -180,3 +180,20 @@ def test_explore_draws_distributions_target_relations_and_correlations(page: Pag
         expect(charts.nth(i).locator("canvas, svg").first).to_be_visible(timeout=20_000)
     assert page.locator("[data-testid='stException']").count() == 0
     snapshot(page, "explore")
+
+
+def test_monitor_shows_the_drift_table_and_a_features_live_histogram(page: Page, drift_counted: int) -> None:
+    page.goto("/ui/monitor")
+
+    expect(page.get_by_role("heading", name="Drift: what is served")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("live shares per training bin")).to_be_visible(timeout=20_000)
+    table = page.locator("[data-testid='stDataFrame']").last
+    expect(table).to_be_visible()
+    expect(page.get_by_text("Rows served")).to_be_visible()
+    histogram = page.locator("[data-testid='stVegaLiteChart']").last
+    expect(histogram.locator("canvas, svg").first).to_be_visible(timeout=20_000)
+    assert drift_counted >= 250
+    assert page.locator("[data-testid='stException']").count() == 0
+    table.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)  # let the chart draw before the screenshot
+    snapshot(page, "monitor-drift")

@@ -156,6 +156,22 @@ def test_monitor_page_reads_replica_statistics(ui_env: NativeStack) -> None:
     assert not at.error
 
 
+def test_monitor_page_shows_the_drift_of_a_models_inputs(ui_env: NativeStack, drift_counted: int) -> None:
+    at = run_page("views/monitor.py")
+    at.selectbox(key="drift-feature").set_value("contract").run()
+
+    table = at.dataframe[-1].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert not at.exception
+    inputs = demo_dataset("churn", rows=10).frame.drop(columns=["churned"]).columns
+    assert sorted(table["feature"]) == sorted(inputs)
+    assert {"JS", "PSI", "Wasserstein", "missing", "out of range", "unseen", "refused"} <= set(table.columns)
+    assert drift_counted >= 250
+    assert int(metrics["Rows served"].replace(",", "")) >= drift_counted
+    assert "contract: live shares per training bin" in texts(at)
+    assert len(at.get("vega_lite_chart")) >= 1
+
+
 def test_a_dead_gateway_is_a_sentence_not_a_traceback(
     ui_env: NativeStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlstack.api.body import json_response
 from mlstack.api.deps import RegistryDep
 from mlstack.api.lean_route import LeanRoute
+from mlstack.api.schemas.errors import error_responses
 from mlstack.serving.lifecycle import Lifecycle
 from mlstack.serving.registry import Registry
 
@@ -28,6 +29,24 @@ class CanaryRequest(BaseModel):
     version: str = Field(pattern=r"^[1-9][0-9]{0,8}$")
     percent: float = Field(gt=0, le=100, allow_inf_nan=False)
     """Share of unpinned predictions the canary answers."""
+
+
+class CanaryShare(BaseModel):
+    version: str
+    percent: float
+
+
+class Serving(BaseModel):
+    """What a model's unpinned predictions are answered with after the change."""
+
+    model: str
+    version: str | None
+    canary: CanaryShare | None
+
+
+class ServingChange(Serving):
+    previous_version: str | None
+    """The version that was current before."""
 
 
 async def _changed(request: Request, registry: Registry, model: str) -> None:
@@ -83,9 +102,16 @@ async def delete_version(model: str, version: str, registry: RegistryDep) -> Res
 def router() -> APIRouter:
     """The routes of this module, built when an app is (the path types are registered then)."""
     router = APIRouter(tags=["admin"], route_class=LeanRoute)
-    router.put("/v1/models/{model:model}/current")(promote)
-    router.post("/v1/models/{model:model}:rollback")(rollback)
-    router.put("/v1/models/{model:model}/canary")(set_canary)
-    router.delete("/v1/models/{model:model}/canary", status_code=204)(stop_canary)
-    router.delete("/v1/models/{model:model}/versions/{version:version}", status_code=204)(delete_version)
+    model = "/v1/models/{model:model}"
+    body_errors = (400, 404, 409, 422)  # 400: not JSON (FastAPI reads these bodies)
+    router.put(f"{model}/current", response_model=ServingChange, responses=error_responses(*body_errors))(
+        promote
+    )
+    router.post(f"{model}:rollback", response_model=ServingChange, responses=error_responses(404, 409))(
+        rollback
+    )
+    router.put(f"{model}/canary", response_model=Serving, responses=error_responses(*body_errors))(set_canary)
+    router.delete(f"{model}/canary", status_code=204, responses=error_responses(404))(stop_canary)
+    version = f"{model}/versions/{{version:version}}"
+    router.delete(version, status_code=204, responses=error_responses(404, 409))(delete_version)
     return router

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from pydantic import BaseModel
+
+from mlstack.api.body import documented_body
+from mlstack.api.schemas.errors import error_responses
 from mlstack.serving.core import Predictor
 from mlstack.serving.requests import Result
 
@@ -31,3 +35,30 @@ def headers_of(result: Result) -> dict[str, str]:
     if result.degraded is not None:
         headers["X-Degraded"] = result.degraded
     return headers
+
+
+PREDICTION_HEADERS = {
+    "X-Model-Version": {
+        "description": "The version that answered",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "X-Cache": {
+        "description": "What the cache did for the rows",
+        "required": True,
+        "schema": {"enum": ["HIT", "MISS", "PARTIAL", "BYPASS"]},
+    },
+    "X-Degraded": {
+        "description": "Why the answer is not the usual one (user data unreachable)",
+        "schema": {"type": "string"},
+    },
+}
+PREDICT_ERRORS = (400, 404, 413, 415, 422, 503)
+
+
+def predict_doc(response: type[BaseModel], request: type[BaseModel], *errors: int) -> dict[str, Any]:
+    """A prediction route's OpenAPI: its answers, with the headers above, and the body it reads itself."""
+    return {
+        "responses": {200: {"model": response, "headers": PREDICTION_HEADERS}, **error_responses(*errors)},
+        "openapi_extra": documented_body(request),
+    }

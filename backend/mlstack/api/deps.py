@@ -14,23 +14,28 @@ from mlstack.users.store import UserStore
 
 
 async def get_answers(request: Request) -> AnswerMemory:
-    return request.app.state.answers  # type: ignore[no-any-return]
+    answers: AnswerMemory = request.app.state.answers
+    return answers
 
 
 async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry  # type: ignore[no-any-return]
+    registry: Registry = request.app.state.registry
+    return registry
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def get_users(request: Request) -> UserStore:
-    return request.app.state.users  # type: ignore[no-any-return]
+    users: UserStore = request.app.state.users
+    return users
 
 
 async def get_recommendations(request: Request) -> CachedRecommendations:
-    return request.app.state.recommendations  # type: ignore[no-any-return]
+    recommendations: CachedRecommendations = request.app.state.recommendations
+    return recommendations
 
 
 AnswersDep = Annotated[AnswerMemory, Depends(get_answers)]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mlstack.api.answer import Edge
 from mlstack.cache.predictions import PredictionCache
 from mlstack.serving.core import Predictor
+from mlstack.serving.requests import Recount
 from mlstack.telemetry.metrics import Metrics
 
 MAX_REMEMBERED_BODY = 1024
@@ -26,6 +27,8 @@ class Remembered:
     payload: bytes
     rows: int
     headers: dict[str, str]
+    recount: Recount | None
+    """Its rows, counted again for live drift at each recall: they are served again."""
 
 
 class AnswerMemory:
@@ -48,14 +51,17 @@ class AnswerMemory:
         found = near.get(key) if self._cache.available else None
         if found is not None and await self._still_served(model, chosen, found):
             self._metrics.count_cache(found.rows, 0, 0)
+            if found.recount is not None:
+                found.recount.again()
             self._metrics.near_cache_rows.inc(found.rows)
             return found.payload, found.headers
         answer = await edge.answer(self._predictor, model, chosen, body)
         result = answer.result
         if result.cache == "HIT" and not result.erasable:
-            near.put(
-                key, Remembered(result.artifact_sha256, answer.payload, len(result.labels), answer.headers)
+            remembered = Remembered(
+                result.artifact_sha256, answer.payload, len(result.labels), answer.headers, result.recount
             )
+            near.put(key, remembered)
         return answer.payload, answer.headers
 
     async def _still_served(self, model: str, version: str, found: Remembered) -> bool:

@@ -1,8 +1,9 @@
 """What every request to a replica passes on its way in and out, in one ASGI middleware.
 
 In: a request id (the gateway's X-Request-ID when sane, else a new one) for the logs; the internal gateway
-token, since only the gateway knows it and a request without it went around the gateway. Out: the id on
-the response, and the request counted and timed by route template, model and status (never by raw path).
+token, since only the gateway knows it and a request without it went around the gateway; admission, which
+refuses a data-plane request past the replica's bound (serving/admission.py). Out: the id on the response,
+and the request counted and timed by route template, model and status (never by raw path).
 These were three middlewares; a cheap request spent a tenth of its time passing through them.
 """
 
@@ -15,19 +16,36 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mlstack.errors import error_response
+from mlstack.errors import Overloaded, error_response
+from mlstack.serving.admission import InFlight
 from mlstack.telemetry.logs import SANE_REQUEST_ID, header, request_id
 from mlstack.telemetry.metrics import Metrics
 
 UNGUARDED_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 """What an orchestrator's health checks call on the replica itself, around the gateway."""
+DATA_PLANE_SUFFIXES = (":predict", "/infer", ":explain")
+DATA_PLANE_PREFIXES = ("/v1/users",)
+RETRY_AFTER = str(Overloaded.retry_after_s).encode()
+SHED_BODY = b'{"error":"replica at capacity: too many requests in flight; retry after %s s"}' % RETRY_AFTER
+SHED_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(SHED_BODY)).encode()),
+    (b"retry-after", RETRY_AFTER),
+]
+
+
+def on_data_plane(path: str) -> bool:
+    """Requests that cost a model's or a store's work, the ones admission bounds. Health, metadata,
+    metrics and admin calls are never counted nor refused: operators must see and steer a busy replica."""
+    return path.endswith(DATA_PLANE_SUFFIXES) or path.startswith(DATA_PLANE_PREFIXES)
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, token: str | None, in_flight: InFlight) -> None:
         self.app = app
         self.metrics = metrics
         self._token = token.encode() if token is not None else None
+        self.in_flight = in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,7 +60,18 @@ class EdgeMiddleware:
                 refused = error_response(401, "requests must come through the gateway")
                 await refused(scope, receive, _with_header(send, rid_header))
                 return  # not counted: it is no request of the service's
-            await self._metered(scope, receive, send, rid_header)
+            if not on_data_plane(scope["path"]):
+                await self._metered(scope, receive, send, rid_header)
+                return
+            arrived = time.perf_counter()
+            if not await self.in_flight.enter():
+                await _shed(send, rid_header)
+                self.metrics.observe("shed", "", 503, time.perf_counter() - arrived, "")
+                return
+            try:
+                await self._metered(scope, receive, send, rid_header)
+            finally:
+                self.in_flight.leave()
         finally:
             request_id.reset(context)
 
@@ -73,6 +102,12 @@ class EdgeMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             model = scope.get("path_params", {}).get("model", "")
             self.metrics.observe(route, model, status, time.perf_counter() - started, version)
+
+
+async def _shed(send: Send, rid: tuple[bytes, bytes]) -> None:
+    """The 503 of a request refused at the edge, as raw ASGI messages: no routing, no body read."""
+    await send({"type": "http.response.start", "status": 503, "headers": [*SHED_HEADERS, rid]})
+    await send({"type": "http.response.body", "body": SHED_BODY})
 
 
 def _with_header(send: Send, extra: tuple[bytes, bytes]) -> Any:

@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from mlstack.api.body import json_response
 from mlstack.api.lean_route import LeanRoute
+from mlstack.api.schemas.stats import Stats
 
 
 async def metrics(request: Request) -> Response:
@@ -23,5 +24,5 @@ def router() -> APIRouter:
     """The routes of this module, built when an app is (the path types are registered then)."""
     router = APIRouter(tags=["operations"], route_class=LeanRoute)
     router.get("/metrics", include_in_schema=False)(metrics)
-    router.get("/v1/stats")(stats)
+    router.get("/v1/stats", response_model=Stats)(stats)
     return router

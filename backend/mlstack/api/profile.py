@@ -9,14 +9,16 @@ from fastapi import APIRouter, Response
 
 from mlstack.api.deps import RegistryDep
 from mlstack.api.lean_route import LeanRoute
+from mlstack.api.schemas.errors import error_responses
 from mlstack.errors import NotFound
 from mlstack.profile.schema import Profile
 from mlstack.store.model_store import ModelStore
 
-PROFILE_DOC: dict[str, Any] = {
-    "response_model": Profile,
-    "responses": {404: {"description": "unknown model or version, or a version without a profile"}},
-}
+
+def profile_doc(*errors: int) -> dict[str, Any]:
+    responses = error_responses(*errors)
+    responses[404]["description"] = "unknown model or version, or a version without a profile"
+    return {"response_model": Profile, "responses": responses}
 
 
 async def current_profile(model: str, registry: RegistryDep) -> Response:
@@ -46,6 +48,7 @@ async def _profile(store: ModelStore, model: str, version: str) -> Response:
 def router() -> APIRouter:
     """The routes of this module, built when an app is (the path types are registered then)."""
     router = APIRouter(tags=["v1"], route_class=LeanRoute)
-    router.get("/v1/models/{model:model}/profile", **PROFILE_DOC)(current_profile)
-    router.get("/v1/models/{model:model}/versions/{version:version}/profile", **PROFILE_DOC)(version_profile)
+    router.get("/v1/models/{model:model}/profile", **profile_doc(404, 409, 503))(current_profile)
+    pinned = "/v1/models/{model:model}/versions/{version:version}/profile"
+    router.get(pinned, **profile_doc(404, 409))(version_profile)
     return router

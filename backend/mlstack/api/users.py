@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from mlstack.api.body import json_object, json_response
+from mlstack.api.body import documented_body, json_object, json_response
 from mlstack.api.deps import RecommendationsDep, RegistryDep, SettingsDep, UsersDep
 from mlstack.api.lean_route import LeanRoute
+from mlstack.api.schemas.errors import error_responses
+from mlstack.api.schemas.users import EventsAdded, NewEvents, NewUser, ProfileChange, User
 from mlstack.errors import Conflict, ModelNotReady, NotFound, UserDataUnavailable
 from mlstack.recommend.runtime import RecommenderRuntime
 from mlstack.users import payloads as user_input
@@ -33,6 +35,7 @@ async def catalogue(registry: RegistryDep, settings: SettingsDep) -> Recommender
 
 
 CatalogueDep = Annotated[RecommenderRuntime, Depends(catalogue)]
+LOCATION = {"description": "The new user's path", "required": True, "schema": {"type": "string"}}
 
 
 async def create_user(
@@ -111,10 +114,27 @@ def _unknown(user_id: str) -> NotFound:
 def router() -> APIRouter:
     """The routes of this module, built when an app is (the path types are registered then)."""
     router = APIRouter(tags=["users"], route_class=LeanRoute)
-    router.post("/v1/users", status_code=201)(create_user)
-    router.get("/v1/users/{user_id}")(get_user)
-    router.put("/v1/users/{user_id}")(replace_profile)
-    router.post("/v1/users/{user_id}/events")(add_events)
-    router.delete("/v1/users/{user_id}/history", status_code=204)(clear_history)
-    router.delete("/v1/users/{user_id}", status_code=204)(erase_user)
+    user = "/v1/users/{user_id}"
+    read = error_responses(404, 422, 503)
+    write = error_responses(400, 404, 413, 415, 422, 503)
+    created = {201: {"headers": {"Location": LOCATION}}, **error_responses(400, 409, 413, 415, 422, 503)}
+    router.post(
+        "/v1/users",
+        status_code=201,
+        response_model=User,
+        responses=created,
+        openapi_extra=documented_body(NewUser),
+    )(create_user)
+    router.get(user, response_model=User, responses=read)(get_user)
+    router.put(user, response_model=User, responses=write, openapi_extra=documented_body(ProfileChange))(
+        replace_profile
+    )
+    router.post(
+        f"{user}/events",
+        response_model=EventsAdded,
+        responses=write,
+        openapi_extra=documented_body(NewEvents),
+    )(add_events)
+    router.delete(f"{user}/history", status_code=204, responses=read)(clear_history)
+    router.delete(user, status_code=204, responses=read)(erase_user)
     return router

@@ -4,39 +4,27 @@
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from mlstack.api.body import documented_body, json_bytes, json_response
+from mlstack.api.answer import PREDICT_ERRORS, predict_doc
+from mlstack.api.body import json_bytes, json_response
 from mlstack.api.deps import AnswersDep, RegistryDep
 from mlstack.api.lean_route import LeanRoute
-from mlstack.api.schemas.explain import ErrorResponse, V1ExplainResponse
-from mlstack.api.schemas.v1 import ModelList, ModelSummary, ReloadResult, V1PredictRequest, V1PredictResponse
+from mlstack.api.schemas.errors import error_responses
+from mlstack.api.schemas.explain import V1ExplainRequest, V1ExplainResponse
+from mlstack.api.schemas.v1 import (
+    ModelList,
+    ModelSummary,
+    ReloadResult,
+    ServedManifest,
+    V1PredictRequest,
+    V1PredictResponse,
+)
 from mlstack.api.v1_codec import V1, V1_EXPLAIN
 from mlstack.errors import ServingError
 from mlstack.serving.registry import Registry
-
-PREDICT_DOC: dict[str, Any] = {
-    "responses": {200: {"model": V1PredictResponse}},
-    "openapi_extra": documented_body(V1PredictRequest),
-}
-EXPLAIN_ERRORS = {
-    400: "malformed JSON, wrong top-level shape, no instances",
-    404: "unknown model or version",
-    409: "this version cannot be explained (the reason is given)",
-    413: "more instances than the explanations' batch limit (BACKEND_EXPLAIN_MAX_INSTANCES)",
-    415: "the body is not plain JSON",
-    422: "an instance breaks the input schema (the message names the row and the field)",
-    503: "no verified version is loaded, or user data cannot be read",
-}
-EXPLAIN_DOC: dict[str, Any] = {
-    "responses": {
-        200: {"model": V1ExplainResponse},
-        **{code: {"model": ErrorResponse, "description": why} for code, why in EXPLAIN_ERRORS.items()},
-    },
-    "openapi_extra": documented_body(V1PredictRequest),
-}
+from mlstack.store.manifest import Manifest
 
 
 async def list_models(registry: RegistryDep) -> Response:
@@ -111,12 +99,21 @@ def _summary(registry: Registry, name: str) -> ModelSummary:
 def router() -> APIRouter:
     """The routes of this module, built when an app is (the path types are registered then)."""
     router = APIRouter(tags=["v1"], route_class=LeanRoute)
+    pinned = "/v1/models/{model:model}/versions/{version:version}"
     router.get("/v1/models", response_model=ModelList)(list_models)
-    router.get("/v1/models/{model:model}")(get_model)
-    router.get("/v1/models/{model:model}/versions/{version:version}")(get_version)
-    router.post("/v1/models/{model:model}:predict", **PREDICT_DOC)(predict)
-    router.post("/v1/models/{model:model}/versions/{version:version}:predict", **PREDICT_DOC)(predict_version)
-    router.post("/v1/models/{model:model}:explain", **EXPLAIN_DOC)(explain)
-    router.post("/v1/models/{model:model}/versions/{version:version}:explain", **EXPLAIN_DOC)(explain_version)
-    router.post("/v1/models/{model:model}:reload", response_model=ReloadResult)(reload)
+    router.get(
+        "/v1/models/{model:model}", response_model=ServedManifest, responses=error_responses(404, 503)
+    )(get_model)
+    router.get(pinned, response_model=Manifest, responses=error_responses(404, 409))(get_version)
+    v1_doc = (V1PredictResponse, V1PredictRequest, *PREDICT_ERRORS)
+    router.post("/v1/models/{model:model}:predict", **predict_doc(*v1_doc))(predict)
+    router.post(f"{pinned}:predict", **predict_doc(*v1_doc, 409))(predict_version)
+    explain_doc = predict_doc(V1ExplainResponse, V1ExplainRequest, *PREDICT_ERRORS, 409)  # 409: no explainer
+    router.post("/v1/models/{model:model}:explain", **explain_doc)(explain)
+    router.post(f"{pinned}:explain", **explain_doc)(explain_version)
+    router.post(
+        "/v1/models/{model:model}:reload",
+        response_model=ReloadResult,
+        responses=error_responses(404, 409, 503),
+    )(reload)
     return router

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from mlstack import __version__
-from mlstack.api.body import documented_body, json_bytes, json_response
+from mlstack.api.answer import PREDICT_ERRORS, predict_doc
+from mlstack.api.body import json_bytes, json_response
 from mlstack.api.deps import AnswersDep, RegistryDep
 from mlstack.api.lean_route import LeanRoute
 from mlstack.api.memory import AnswerMemory
-from mlstack.api.schemas.v2 import InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
+from mlstack.api.schemas.errors import error_responses
+from mlstack.api.schemas.v2 import (
+    InferenceRequest,
+    InferenceResponse,
+    Live,
+    ModelMetadata,
+    ModelReady,
+    Ready,
+    ServerMetadata,
+)
 from mlstack.api.v2_codec import V2, model_metadata
 from mlstack.errors import ModelNotReady
 from mlstack.serving.registry import Registry
-
-INFER_DOC: dict[str, Any] = {
-    "responses": {200: {"model": InferenceResponse}},
-    "openapi_extra": documented_body(InferenceRequest),
-}
 
 
 async def server_metadata() -> Response:
@@ -89,15 +92,19 @@ async def _infer(answers: AnswerMemory, request: Request, model: str, version: s
 def router() -> APIRouter:
     """The routes of this module, built when an app is (the path types are registered then)."""
     router = APIRouter(tags=["v2"], route_class=LeanRoute)
+    model, pinned = "/v2/models/{model:model}", "/v2/models/{model:model}/versions/{version:version}"
     router.get("/v2", response_model=ServerMetadata)(server_metadata)
-    router.get("/v2/health/live")(live)
-    router.get("/v2/health/ready")(ready)
-    router.get("/v2/models/{model:model}", response_model=ModelMetadata)(metadata)
-    router.get("/v2/models/{model:model}/versions/{version:version}", response_model=ModelMetadata)(
+    router.get("/v2/health/live", response_model=Live)(live)
+    router.get("/v2/health/ready", response_model=Ready, responses=error_responses(503))(ready)
+    router.get(model, response_model=ModelMetadata, responses=error_responses(404, 503))(metadata)
+    router.get(pinned, response_model=ModelMetadata, responses=error_responses(404, 409, 503))(
         version_metadata
     )
-    router.get("/v2/models/{model:model}/ready")(model_ready)
-    router.get("/v2/models/{model:model}/versions/{version:version}/ready")(version_ready)
-    router.post("/v2/models/{model:model}/infer", **INFER_DOC)(infer)
-    router.post("/v2/models/{model:model}/versions/{version:version}/infer", **INFER_DOC)(infer_version)
+    router.get(f"{model}/ready", response_model=ModelReady, responses=error_responses(404, 503))(model_ready)
+    router.get(f"{pinned}/ready", response_model=ModelReady, responses=error_responses(404, 409, 503))(
+        version_ready
+    )
+    v2_doc = (InferenceResponse, InferenceRequest, *PREDICT_ERRORS)
+    router.post(f"{model}/infer", **predict_doc(*v2_doc))(infer)
+    router.post(f"{pinned}/infer", **predict_doc(*v2_doc, 409))(infer_version)
     return router

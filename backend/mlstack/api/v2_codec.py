@@ -19,7 +19,8 @@ from mlstack.serving.requests import Column, Columns, Kind, PredictRequest, Resu
 NUMERIC = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64"}
 )
-KINDS: dict[str, Kind] = dict.fromkeys(NUMERIC, "number") | {"BOOL": "boolean", "BYTES": "string"}
+NUMBER: Kind = "number"
+KINDS: dict[str, Kind] = dict.fromkeys(NUMERIC, NUMBER) | {"BOOL": "boolean", "BYTES": "string"}
 DECLARED = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 OUTPUT_NAMES = ("predictions", "probabilities")
 

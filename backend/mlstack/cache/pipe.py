@@ -17,14 +17,14 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
-from redis.connection import SSLConnection, parse_url
+from redis.asyncio.connection import ConnectKwargs, SSLConnection, parse_url
 from redis.exceptions import ResponseError
 
-REPLIES_OFF = hiredis.pack_command(("CLIENT", "REPLY", "OFF"))
-REPLIES_ON = hiredis.pack_command(("CLIENT", "REPLY", "ON"))
+REPLIES_OFF: bytes = hiredis.pack_command(("CLIENT", "REPLY", "OFF"))  # type: ignore[arg-type]  # stub: a 1-tuple
+REPLIES_ON: bytes = hiredis.pack_command(("CLIENT", "REPLY", "ON"))  # type: ignore[arg-type]  # stub: a 1-tuple
 
 
 class ReplyError(ResponseError):
@@ -43,7 +43,8 @@ class _Connection(asyncio.Protocol):
         self.open = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        # a stream's transport; uvloop's is one in all but its class, so no isinstance check here
+        self._transport = cast(asyncio.Transport, transport)
         self.open = True
 
     def send(self, packed: list[bytes]) -> asyncio.Future[Any]:
@@ -117,9 +118,9 @@ class RedisPipe:
         budget_s = timeout_s or self._timeout_s
         connection = self._connection
         fresh = connection is None or not connection.open
-        if fresh:
+        if connection is None or fresh:
             connection = await self._connected_within(budget_s)
-        sent = self._sent(connection, args, budget_s)  # type: ignore[arg-type]
+        sent = self._sent(connection, args, budget_s)
         try:
             return await sent
         except ConnectionError:
@@ -145,9 +146,10 @@ class RedisPipe:
         between CLIENT REPLY OFF and ON: the future is done when Redis has run them all (ON's reply),
         with no timeout. Their errors go unseen: for writes that may fail harmlessly. None, and nothing
         sent, when no connection is open."""
-        if not self.connected:
+        connection = self._connection
+        if connection is None or not connection.open:
             return None
-        return self._connection.send([REPLIES_OFF, packed, REPLIES_ON])  # type: ignore[union-attr]
+        return connection.send([REPLIES_OFF, packed, REPLIES_ON])
 
     async def close(self) -> None:
         if self._connecting is not None:
@@ -189,7 +191,7 @@ def pack_set_ex(items: Sequence[tuple[str, bytes]], ttl_s: int) -> bytes:
     return b"".join([set_ % (len(k := key.encode()), k, len(value), value, tail) for key, value in items])
 
 
-async def _dial(params: dict[str, Any], keepalive: dict[int, int]) -> _Connection:
+async def _dial(params: ConnectKwargs, keepalive: dict[int, int]) -> _Connection:
     """A socket to Redis as its URL says: unix://path, redis://host:port or rediss:// (TLS)."""
     loop = asyncio.get_running_loop()
     if "path" in params:
@@ -206,7 +208,7 @@ async def _dial(params: dict[str, Any], keepalive: dict[int, int]) -> _Connectio
     return connection
 
 
-async def _hello(connection: _Connection, params: dict[str, Any]) -> None:
+async def _hello(connection: _Connection, params: ConnectKwargs) -> None:
     """AUTH and SELECT, when the URL asks for them."""
     commands: list[tuple[Any, ...]] = []
     if params.get("password") is not None:

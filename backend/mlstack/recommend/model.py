@@ -84,7 +84,8 @@ class Recommender:
         """Scores for many users at once: one row of positive weights per user (training's evaluation)."""
         if self.kind == "svd":
             assert self.factors is not None
-            return np.asarray((history @ sp.diags(self.scale)) @ self.factors) @ self.factors.T
+            scores: np.ndarray = np.asarray((history @ sp.diags(self.scale)) @ self.factors) @ self.factors.T
+            return scores
         if self.kind == "itemknn":
             assert self.neighbours is not None
             return np.asarray((history @ self.neighbours).todense())
@@ -95,7 +96,8 @@ class Recommender:
         if self.kind == "svd":
             assert self.factors is not None
             user = (weights * self.scale[indexes]) @ self.factors[indexes]
-            return self.factors @ user
+            folded: np.ndarray = self.factors @ user
+            return folded
         if self.kind == "itemknn":
             assert self.neighbours is not None
             return _weighted_rows(self.neighbours, indexes, weights)

@@ -67,7 +67,7 @@ class RecommenderRuntime:
     inline_rows = 8
     cache_space = CACHE_SPACE
     erasable = True  # an erasure must reach every cached recommendation of the user at once
-    outputs = ("scores", "sources")
+    outputs: tuple[str, ...] = ("scores", "sources")
 
     def __init__(self, manifest: Manifest, artifact: dict[str, Any], users: UserStore | None) -> None:
         self.manifest = manifest
@@ -92,7 +92,10 @@ class RecommenderRuntime:
 
     def predict(self, rows: Rows) -> Prediction:
         ranked = [self._rank(query) for query in rows.values]
-        extra = {"scores": [r.scores for r in ranked], "sources": [r.source for r in ranked]}
+        extra: dict[str, list[Any]] = {
+            "scores": [r.scores for r in ranked],
+            "sources": [r.source for r in ranked],
+        }
         return Prediction(labels=[r.items for r in ranked], extra=extra)
 
     def _rank(self, query: Query) -> Ranked:

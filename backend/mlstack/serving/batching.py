@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from mlstack.serving.admission import RowBudget
 from mlstack.serving.runtime import Prediction, Runtime
 from mlstack.serving.validation import Rows
 
@@ -48,6 +49,7 @@ class Batcher:
         max_wait_s: float,
         enabled: bool = True,
         on_batch: Callable[[int, int], None] = lambda rows, requests: None,
+        row_budget: RowBudget | None = None,
     ) -> None:
         self._executor = executor
         self._max_rows = max_rows
@@ -55,6 +57,7 @@ class Batcher:
         self._enabled = enabled
         self._queues: dict[int, _Queue] = {}
         self._on_batch = on_batch
+        self.row_budget = row_budget or RowBudget()
         self.coming = 0  # requests past validation that have not reached the batcher yet (cache lookup)
 
     @contextmanager
@@ -67,10 +70,12 @@ class Batcher:
             self.coming -= 1
 
     async def predict(self, runtime: Runtime, rows: Rows) -> Prediction:
-        """Call from inside `on_the_way()`: this request stops counting as coming once it is queued."""
+        """Call from inside `on_the_way()`: this request stops counting as coming once it is queued.
+        Raises Overloaded, before queueing anything, when the row budget has no room for these rows."""
         self.coming -= 1
         try:
-            return await self._predict(runtime, rows)
+            with self.row_budget.held(len(rows)):
+                return await self._predict(runtime, rows)
         finally:
             self.coming += 1
 
@@ -125,7 +130,8 @@ class Batcher:
                 queue.more = None
 
     def _take(self, queue: _Queue) -> list[_Waiting]:
-        batch, rows = [], 0
+        batch: list[_Waiting] = []
+        rows = 0
         while queue.items and (not batch or rows + len(queue.items[0].rows) <= self._max_rows):
             waiting = queue.items.popleft()
             batch.append(waiting)

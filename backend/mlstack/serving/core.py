@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mlstack.cache.predictions import Entry, PredictionCache, row_keys
+from mlstack.errors import BadInput
+from mlstack.serving.admission import RowBudget
 from mlstack.serving.batching import Batcher
 from mlstack.serving.registry import Loaded, Registry
-from mlstack.serving.requests import CacheStatus, Inputs, PredictRequest, Result
+from mlstack.serving.requests import CacheStatus, PredictRequest, Recount, Result
 from mlstack.serving.runtime import Prediction, Runtime
-from mlstack.serving.runtimes import Answering
 from mlstack.serving.validation import Rows
 from mlstack.settings import Settings
 from mlstack.telemetry.metrics import Metrics
@@ -51,6 +52,7 @@ class Predictor:
             settings.microbatch_max_wait_ms / 1000,
             settings.microbatch_enabled,
             on_batch=metrics.count_batch,
+            row_budget=RowBudget(settings.max_queued_rows),
         )
         try:
             yield cls(registry, cache, batcher, metrics)
@@ -58,28 +60,34 @@ class Predictor:
             executor.shutdown(wait=True)
 
     async def predict(self, request: PredictRequest) -> Result:
-        """Each row's prediction."""
+        """Each row's prediction; the rows are counted as live traffic (drift)."""
         loaded = await self._loaded(request)
-        return await self._answer(loaded.predicting, request.inputs)
+        try:
+            rows = loaded.validator.validate(request.inputs)
+        except BadInput as refused:
+            loaded.drift_counts.refuse(request.inputs, refused)
+            raise
+        tally = loaded.drift_counts.count(rows)  # before the cache: a hit is served traffic too
+        return await self._answer(loaded.runtime, rows, tally)
 
     async def explain(self, request: PredictRequest) -> Result:
-        """Each row's prediction with its explanation."""
+        """Each row's prediction with its explanation. Not counted as live traffic: it asks why about rows
+        a client was, or could have been, answered already."""
         loaded = await self._loaded(request)
-        return await self._answer(loaded.explaining, request.inputs)
+        explaining = loaded.explaining
+        return await self._answer(explaining.runtime, explaining.validator.validate(request.inputs), None)
 
     async def _loaded(self, request: PredictRequest) -> Loaded:
         version = request.version or self.registry.choose(request.model)
         return await self.registry.get(request.model, version)  # None: first use, or the model's 404
 
-    async def _answer(self, answering: Answering, inputs: Inputs) -> Result:
-        runtime = answering.runtime
-        rows = answering.validator.validate(inputs)
+    async def _answer(self, runtime: Runtime, rows: Rows, tally: Recount | None) -> Result:
         prepare = runtime.prepare
         if prepare is not None:
             rows = await prepare(rows)
         with self._batcher.on_the_way():
             entries, status = await self._through_cache(runtime, rows, self._predicted)
-        return _result(runtime, entries, status, rows.degraded)
+        return _result(runtime, entries, status, rows.degraded, tally)
 
     async def _through_cache(
         self, runtime: Runtime, rows: Rows, compute: Compute
@@ -141,7 +149,9 @@ def _complete(cached: list[Entry | None], outputs: tuple[str, ...]) -> list[Entr
     return [e if e is not None and all(name in e for name in outputs) else None for e in cached]
 
 
-def _result(runtime: Runtime, entries: list[Entry], cache: CacheStatus, degraded: str | None) -> Result:
+def _result(
+    runtime: Runtime, entries: list[Entry], cache: CacheStatus, degraded: str | None, recount: Recount | None
+) -> Result:
     manifest = runtime.manifest
     extra: dict[str, list[Any]] | None = None
     if runtime.outputs:
@@ -157,6 +167,7 @@ def _result(runtime: Runtime, entries: list[Entry], cache: CacheStatus, degraded
         degraded=degraded,
         artifact_sha256=manifest.artifact.sha256,
         erasable=runtime.erasable,
+        recount=recount,
     )
 
 

@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mlstack.drift.counts import RowCounter
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
 from mlstack.serving.lifecycle import Canary, Lifecycle
 from mlstack.serving.runtime import Runtime
@@ -21,13 +22,16 @@ log = logging.getLogger("mlstack.serving.registry")
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One verified, loaded version: what answers its predictions and what answers its explanations."""
+    """One verified, loaded version: what answers its predictions, what answers its explanations, and its
+    live drift counters."""
 
     manifest: Manifest
     predicting: Answering
     explaining: Answering
     """`:explain`: built at load (the tree method imports shap at its first explanation); a version that
     cannot be explained answers 409 with the reason."""
+    drift_counts: RowCounter
+    """Counts the rows served into the version's profile bins (does nothing for a version without one)."""
 
     @property
     def version(self) -> str:
@@ -136,6 +140,13 @@ class Registry:
         """Drop a deleted version from memory (it is neither current nor canary)."""
         self._loaded.pop((model, version), None)
 
+    def all_loaded(self) -> list[Loaded]:
+        return list(self._loaded.values())
+
+    def loaded_drift_counts(self, model: str, version: str) -> RowCounter | None:
+        loaded = self._loaded.get((model, version))
+        return loaded.drift_counts if loaded is not None else None
+
     def loaded_versions(self, model: str) -> list[str]:
         return sorted((v for m, v in self._loaded if m == model), key=int)
 
@@ -163,6 +174,7 @@ class Registry:
     def _build(self, model: str, version: str) -> Loaded:
         manifest, artifact = self.store.load(model, version)
         predicting, explaining = self._runtimes.build(manifest, artifact)
+        drift_counts = self._runtimes.drift_counts(manifest)
         log.info(
             "loaded %s version %s (sha256 %s…), served with %s",
             model,
@@ -170,4 +182,4 @@ class Registry:
             manifest.artifact.sha256[:12],
             predicting.runtime.engine,
         )
-        return Loaded(manifest, predicting, explaining)
+        return Loaded(manifest, predicting, explaining, drift_counts)

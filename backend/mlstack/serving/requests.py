@@ -7,7 +7,7 @@ An edge turns bytes into a `PredictRequest` (model, version, the rows as the pro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Kind = Literal["number", "boolean", "string"]
 """What a column's values claim to be, as its protocol declared it (V2: a tensor's datatype)."""
@@ -51,6 +51,13 @@ class PredictRequest:
 CacheStatus = Literal["HIT", "MISS", "PARTIAL", "BYPASS"]
 
 
+class Recount(Protocol):
+    """Counts a request's rows once more in the live drift counters: an edge that answers the same body
+    again without the core (a remembered answer) still served those rows."""
+
+    def again(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """What any protocol needs to answer a prediction, row by row in the order of the request."""
@@ -69,3 +76,5 @@ class Result:
     """The artifact that answered: a version republished under the same number is not the same answer."""
     erasable: bool = False
     """Its rows must be erasable at once (a user's recommendations): no copy may be kept in memory."""
+    recount: Recount | None = None
+    """What the request added to the live drift counts, to add again when its answer is served again."""

@@ -49,8 +49,10 @@ class Runtime(Protocol):
     """Its cached answers must be erasable at once: no copy is kept in a replica's memory."""
     outputs: tuple[str, ...]
     """Per-row outputs beyond labels and probabilities."""
-    prepare: Callable[[Rows], Awaitable[Rows]] | None
-    """What must happen to validated rows before they are looked up (a recommender reads user data)."""
+
+    @property
+    def prepare(self) -> Callable[[Rows], Awaitable[Rows]] | None:
+        """What must happen to validated rows before they are looked up (a recommender reads user data)."""
 
     def predict(self, rows: Rows) -> Prediction: ...
 
@@ -61,7 +63,7 @@ class TabularRuntime:
     cache_space = "pred"
     erasable = False
     outputs: tuple[str, ...] = ()
-    prepare = None
+    prepare: Callable[[Rows], Awaitable[Rows]] | None = None
 
 
 class SklearnRuntime(TabularRuntime):

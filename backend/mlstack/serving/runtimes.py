@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mlstack.drift.counts import NO_COUNTS, LiveCounts, RowCounter
 from mlstack.explain.loading import Explainer, explainer_for
 from mlstack.explain.runtime import RecommendationExplaining, TabularExplaining
 from mlstack.recommend.runtime import QueryValidator, RecommenderRuntime
@@ -76,6 +77,18 @@ class RuntimeFactory:
             lambda extra: self._store.read_artifact(manifest.model, manifest.version, extra),
             self._settings.explain_permutations,
         )
+
+    def drift_counts(self, manifest: Manifest) -> RowCounter:
+        """Live counters on the version's profile, when drift is counted and the version has a profile."""
+        settings = self._settings
+        if not (settings.drift_enabled and settings.redis_url) or manifest.profile_artifact is None:
+            return NO_COUNTS
+        profile = self._store.profile(manifest.model, manifest.version)
+        try:
+            return LiveCounts(profile, manifest.inputs) if profile is not None else NO_COUNTS
+        except ValueError as exc:  # a profile this replica cannot count against must not stop the version
+            log.error("model %s version %s: no live drift counts: %s", manifest.model, manifest.version, exc)
+            return NO_COUNTS
 
     def _tabular(self, manifest: Manifest, pipeline: Any) -> Runtime:
         onnx = manifest.onnx_artifact

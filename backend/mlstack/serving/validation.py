@@ -247,7 +247,7 @@ class Validator:
         return self._values(where, tuple(row[name] for name in self.names))
 
     def _values(self, where: str, raw: tuple[Any, ...]) -> tuple[Any, ...]:
-        out = []
+        out: list[Any] = []
         for feature, check, value in zip(self.features, self._checkers, raw, strict=True):
             if value is None:
                 if not feature.nullable:

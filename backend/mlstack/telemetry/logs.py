@@ -42,7 +42,8 @@ def configure_logging(level: str, replica: str) -> None:
 def header(scope: Scope, name: bytes) -> bytes:
     """One request header's raw value (b"" if absent). ASGI names are lower case; a scan of the few raw
     pairs costs a fraction of building starlette's Headers, which these per-request checks did."""
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
-            return value  # type: ignore[no-any-return]
+            return value
     return b""

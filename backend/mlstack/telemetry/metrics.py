@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections import Counter as Tally
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from mlstack.drift.schema import DriftReport
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 WINDOW_S = 60.0
@@ -68,6 +71,7 @@ class Metrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.drift = DriftGauges(self.registry)
         self._recent: deque[tuple[float, float, int, str]] = deque(maxlen=RECENT_MAX)
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         """The labelled counter and histogram per (route, model, status): labels() locks and builds a key
@@ -105,6 +109,9 @@ class Metrics:
         if series is None:
             series = self._predicted_series[(model, version)] = self.predicted_rows.labels(model, version)
         series.inc(rows)
+
+    def show_drift(self, reports: list[DriftReport]) -> None:
+        self.drift.show(reports)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -148,3 +155,73 @@ def _figures(items: list[tuple[float, int]], window_s: float) -> dict[str, Any]:
         "error_ratio": round(errors / len(items), 4),
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
     }
+
+
+class DriftGauges:
+    """Each model's current version over the default drift window (BACKEND_DRIFT_WINDOW_S), all replicas'
+    rows merged: what GET /v1/models/{m}/drift answers, recomputed every BACKEND_DRIFT_GAUGES_S."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        version = ["model", "version"]
+        feature = [*version, "feature"]
+        self.rows = Gauge("mlstack_drift_rows", "Rows served in the drift window", version, registry=registry)
+        self.refused_share = Gauge(
+            "mlstack_drift_refused_share",
+            "Share of the window's rows refused by validation (422)",
+            version,
+            registry=registry,
+        )
+        self.enough_rows = Gauge(
+            "mlstack_drift_enough_rows",
+            "1 when the window has enough rows for flags to mean anything",
+            version,
+            registry=registry,
+        )
+        self.drifted_share = Gauge(
+            "mlstack_drift_drifted_share",
+            "Share of the features flagged as drifted",
+            version,
+            registry=registry,
+        )
+        self.flagged = Gauge(
+            "mlstack_drift_flagged", "1 when the feature is flagged as drifted", feature, registry=registry
+        )
+        self.score = Gauge(
+            "mlstack_drift_score",
+            "Per feature: js (Jensen-Shannon distance, base 2), psi, wasserstein (in training std), and the "
+            "live missing_share, out_of_range_share, unseen_share and refused_share",
+            [*feature, "measure"],
+            registry=registry,
+        )
+
+    def show(self, reports: list[DriftReport]) -> None:
+        """Replace every drift series (a version no longer current drops out), on the event loop at once."""
+        for gauge in (
+            self.rows,
+            self.refused_share,
+            self.enough_rows,
+            self.drifted_share,
+            self.flagged,
+            self.score,
+        ):
+            gauge.clear()
+        for report in reports:
+            version = (report.model, report.version)
+            self.rows.labels(*version).set(report.rows)
+            self.refused_share.labels(*version).set(report.refused_share or 0.0)
+            self.enough_rows.labels(*version).set(report.status != "insufficient_data")
+            self.drifted_share.labels(*version).set(report.drifted_share)
+            for feature in report.features:
+                self.flagged.labels(*version, feature.name).set(feature.flagged)
+                measures = {
+                    "js": feature.js,
+                    "psi": feature.psi,
+                    "wasserstein": feature.wasserstein,
+                    "missing_share": feature.missing_share,
+                    "out_of_range_share": feature.out_of_range_share,
+                    "unseen_share": feature.unseen_share,
+                    "refused_share": feature.refused_share,
+                }
+                for measure, value in measures.items():
+                    if value is not None:
+                        self.score.labels(*version, feature.name, measure).set(value)

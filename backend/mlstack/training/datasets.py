@@ -26,7 +26,7 @@ class DemoSet:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return np.asarray(1.0 / (1.0 + np.exp(-x)))
 
 
 def _with_missing(rng: np.random.Generator, values: pd.Series, share: float) -> pd.Series:

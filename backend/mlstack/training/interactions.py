@@ -154,7 +154,8 @@ def _picks(
 
 def _by_weight(rng: np.random.Generator, members: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
     cdf = np.cumsum(weight) / weight.sum()
-    return members[np.searchsorted(cdf, rng.random(n), side="right").clip(0, len(members) - 1)]
+    picked: np.ndarray = members[np.searchsorted(cdf, rng.random(n), side="right").clip(0, len(members) - 1)]
+    return picked
 
 
 def _events(

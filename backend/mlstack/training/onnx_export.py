@@ -101,7 +101,8 @@ def _convert(pipeline: Pipeline, types: list[Any], options: dict[int, Any] | Non
     with warnings.catch_warnings():
         # skl2onnx 1.20 puts False into integer tree attributes; protobuf 6 warns (7 refuses: pinned to 6)
         warnings.filterwarnings("ignore", "Field onnx.AttributeProto.ints", DeprecationWarning)
-        return convert_sklearn(pipeline, initial_types=types, options=options).SerializeToString()
+        data: bytes = convert_sklearn(pipeline, initial_types=types, options=options).SerializeToString()
+    return data
 
 
 def parity(reference: SklearnRuntime, candidate: OnnxRuntime, rows: Rows) -> tuple[float, str | None]:

@@ -13,7 +13,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlstack.store.manifest import Feature
+from mlstack.store.manifest import Feature, FeatureType
 
 
 def infer_schema(frame: pd.DataFrame, target: str, reject_unknown: bool = True) -> list[Feature]:
@@ -48,7 +48,7 @@ def _is_boolean(column: pd.Series, present: pd.Series) -> bool:
 
 
 def _numeric(name: str, column: pd.Series, present: pd.Series, nullable: bool) -> Feature:
-    kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
+    kind: FeatureType = "integer" if pd.api.types.is_integer_dtype(column) else "number"
     median = float(present.median())
     typical: Any = int(round(median)) if kind == "integer" else round(median, 6)
     low, high = float(present.min()), float(present.max())

@@ -250,9 +250,10 @@ def _facts(items: pd.DataFrame, best: Outcome, artifact: dict[str, Any]) -> Reco
         if factors is not None
         else list(artifact.get("neighbours", np.zeros((0, 0))).shape)
     )
+    columns = (items["item_id"], items["title"], items["genre"], items["year"])
     catalogue = [
-        CatalogueItem(item_id=r.item_id, title=r.title, genre=r.genre, year=int(r.year))
-        for r in items.itertuples(index=False)
+        CatalogueItem(item_id=item_id, title=title, genre=genre, year=int(year))
+        for item_id, title, genre, year in zip(*columns, strict=True)
     ]
     return RecommenderFacts(
         kind=best.family, factor_shape=shape, genres=sorted(items["genre"].unique()), items=catalogue

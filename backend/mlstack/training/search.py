@@ -137,7 +137,8 @@ def search(
 def split(X: pd.DataFrame, y: pd.Series, task: Task, seed: int = 0) -> list[Any]:
     """X_train, X_test, y_train, y_test: 20% held out, stratified for classifiers, the same for a seed."""
     stratify = y if task == "classification" else None
-    return train_test_split(X, y, test_size=TEST_SHARE, random_state=seed, stratify=stratify)
+    parts: list[Any] = train_test_split(X, y, test_size=TEST_SHARE, random_state=seed, stratify=stratify)
+    return parts
 
 
 def _folds(task: Task, seed: int) -> KFold | StratifiedKFold:

@@ -20,6 +20,8 @@ EVENT_FIELDS = frozenset({"event_id", "item_id", "type", "value", "ts"})
 MAX_PROFILE_BYTES = 4096
 VALUE_RANGE = {"play": (0.0, 1.0), "rating": (1.0, 5.0), "like": (0.0, 1.0), "skip": (0.0, 1.0)}
 """play: share watched; rating: stars; like and skip: 1 (the value may be left out)."""
+MAX_TS = 1e11
+"""Event times are seconds since 1970, below this (the year 5138)."""
 
 
 def user_id(value: Any, where: str = "user_id") -> str:
@@ -40,7 +42,7 @@ def profile(value: Any, genres: Collection[str], where: str = "profile") -> dict
     if not isinstance(liked, list):
         raise BadInput(f"{where}.genres", "must be a list of genres")
     for i, genre in enumerate(liked):
-        if genre not in genres:
+        if type(genre) is not str or genre not in genres:  # a list or an object is no genre (nor hashable)
             raise BadInput(
                 f"{where}.genres[{i}]", f"unknown genre {str(genre)[:40]!r}; known: {sorted(genres)}"
             )
@@ -100,7 +102,7 @@ def _value(value: Any, kind: str, where: str) -> float:
 def _ts(value: Any, where: str) -> float:
     if value is None:
         return round(time.time(), 3)
-    if type(value) not in (int, float) or not 0 <= value < 1e11:
+    if type(value) not in (int, float) or not 0 <= value < MAX_TS:
         raise BadInput(f"{where}.ts", "must be seconds since 1970 (a number)")
     return float(value)
 

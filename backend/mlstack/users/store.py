@@ -143,7 +143,9 @@ class UserStore:
         redis = self._client()
         try:
             async with redis.pipeline(transaction=True) as pipe:
-                pipe.hgetall(hash_key).llen(events_key).lrange(events_key, -LATEST_EVENTS, -1)
+                pipe.hgetall(hash_key)
+                pipe.llen(events_key)
+                pipe.lrange(events_key, -LATEST_EVENTS, -1)
                 fields, count, latest = await pipe.execute()
         except (TimeoutError, RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
@@ -165,7 +167,8 @@ class UserStore:
             async with redis.pipeline(transaction=True) as pipe:
                 for user_id in user_ids:
                     hash_key, events_key, _ = user_keys(user_id)
-                    pipe.hmget(hash_key, ["version", "created_at", "profile"]).lrange(events_key, 0, -1)
+                    pipe.hmget(hash_key, ["version", "created_at", "profile"])
+                    pipe.lrange(events_key, 0, -1)
                 raw = await pipe.execute()
         except (TimeoutError, RedisError, OSError) as exc:
             raise self._unavailable(exc) from None

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Value = float | str | bool | None
 
 
 class _Exact(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class V1ExplainRequest(BaseModel):
+    """The predict body, with the explanations' own batch limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[dict[str, Any]] = Field(
+        min_length=1,
+        examples=[[{"tenure_months": 12, "contract": "One year"}]],
+        json_schema_extra={"x-max-items-setting": "explain_max_instances"},
+    )
 
 
 class Contribution(_Exact):
@@ -91,9 +103,3 @@ class V1ExplainResponse(_Exact):
     scores: list[list[float]] | None = None
     sources: list[str] | None = None
     explanations: list[TabularExplanation | RecommendationExplanation]
-
-
-class ErrorResponse(_Exact):
-    """Every error: a message that names the field or the cause."""
-
-    error: str

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlstack.store.manifest import Manifest
 
 
 class V1PredictRequest(BaseModel):
@@ -13,7 +15,9 @@ class V1PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: list[dict[str, Any]] = Field(
-        min_length=1, examples=[[{"tenure_months": 12, "contract": "One year"}]]
+        min_length=1,
+        examples=[[{"tenure_months": 12, "contract": "One year"}]],
+        json_schema_extra={"x-max-items-setting": "max_instances"},
     )
 
 
@@ -23,7 +27,19 @@ class V1PredictResponse(BaseModel):
     model_name: str
     model_version: str
     predictions: list[Any]
+    """Labels or numbers; for a recommender, lists of item ids, best first."""
     probabilities: list[dict[str, float]] | None = None
+    scores: list[list[float]] | None = None
+    """A recommender's score of each item it recommends."""
+    sources: list[str] | None = None
+    """A recommender's source of each list: personal, or the popular fallback."""
+
+
+class ServedManifest(Manifest):
+    """The manifest of the version a replica serves, and the runtime it serves it with."""
+
+    engine: Literal["joblib", "onnx"]
+    """The runtime this replica serves the version with."""
 
 
 class ModelSummary(BaseModel):
