@@ -5,7 +5,6 @@ anything schemathesis sends it."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from mlstack.frames import prepare_frame
 from mlstack.store.model_store import ModelStore
 from stack.native import NativeStack
-from stacks import predict, steady_stream, wait_until
+from stacks import predict, steady_stream
+from waiting import wait_until
 
 pytestmark = pytest.mark.stack
 EXACT = 1e-6
@@ -149,13 +149,14 @@ def test_a_killed_replica_costs_no_explanation(stack: NativeStack, churn_row: di
     def send(i: int) -> httpx.Response:
         return explain(stack, [{**churn_row, "monthly_charges": 2000.0 + i}])  # distinct rows: no cache hits
 
-    with steady_stream(send, clients=4, max_s=10.0) as outcomes:
-        time.sleep(1.0)
+    with steady_stream(send, clients=4, max_s=60.0) as outcomes:
+        wait_until(lambda: outcomes.total() >= 10, what="a stream under way")
         victim = stack.kill_replica(0, signal.SIGKILL)
-        time.sleep(3.0)
+        killed_at = outcomes.total()
+        wait_until(lambda: outcomes.total() >= killed_at + 30, what="30 explanations after the kill")
     stack.restart(victim)
 
-    assert outcomes[200] > 20
+    assert outcomes[200] > 30
     assert set(outcomes) == {200}, outcomes
 
 

@@ -5,7 +5,6 @@ cache key space, and a version that cannot be explained says so."""
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from mlstack.frames import prepare_frame
 from mlstack.main import create_app
 from mlstack.settings import Settings
 from mlstack.training.datasets import demo_dataset
+from waiting import wait_until
 
 from .conftest import DEMO_MODELS, example_row, in_process, manifest_of
 from .servers import RedisServer
@@ -121,7 +121,9 @@ def test_explanations_have_their_own_batch_limit(store_dir: Path) -> None:
 def test_miss_then_hit_in_a_key_space_of_their_own(cached_client: TestClient, redis: RedisServer) -> None:
     row = {**example_row(cached_client.get("/v1/models/churn").json()), "monthly_charges": 77.25}
     first = explain(cached_client, [row])
-    time.sleep(0.1)  # the cache is filled in the background
+    wait_until(
+        lambda: redis.keys("mlstack:explain:*") >= 1, what="the explanation cached"
+    )  # in the background
     again = explain(cached_client, [dict(reversed(row.items()))])
     predicted = cached_client.post(PREDICT, json={"instances": [row]})
 
