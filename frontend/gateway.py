@@ -75,17 +75,20 @@ class GatewayClient:
         return self._call("GET", f"/v1/models/{model}/drift", params=params).body  # type: ignore[no-any-return]
 
     def predict(self, model: str, rows: list[dict[str, Any]], version: str | None = None) -> Answer:
-        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
-        return self._call("POST", path, json={"instances": rows})
+        return self._call("POST", _verb_path(model, version, "predict"), json={"instances": rows})
+
+    def explain(self, model: str, rows: list[dict[str, Any]], version: str | None = None) -> Answer:
+        """The prediction with why: per row, each feature's contribution to the model's output."""
+        return self._call("POST", _verb_path(model, version, "explain"), json={"instances": rows})
 
     @property
     def has_users_key(self) -> bool:
         return self.settings.users_key is not None
 
-    def recommend(self, model: str, user_id: str, k: int = 10) -> Answer:
-        return self._call(
-            "POST", f"/v1/models/{model}:predict", json={"instances": [{"user_id": user_id, "k": k}]}
-        )
+    def recommend(self, model: str, user_id: str, k: int = 10, explain: bool = False) -> Answer:
+        """The user's top k; with `explain`, each item with the history items behind it."""
+        path = _verb_path(model, None, "explain" if explain else "predict")
+        return self._call("POST", path, json={"instances": [{"user_id": user_id, "k": k}]})
 
     def create_user(self, user_id: str, events: list[dict[str, Any]]) -> Answer:
         return self._call("POST", "/v1/users", users=True, json={"user_id": user_id, "events": events})
@@ -134,6 +137,10 @@ class GatewayClient:
             raise GatewayError(_sentence(response), response.status_code)
         body = response.json() if response.content else None  # 204 has no body
         return Answer(body, response.headers, latency_ms)
+
+
+def _verb_path(model: str, version: str | None, verb: str) -> str:
+    return f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + f":{verb}"
 
 
 def _sentence(response: httpx.Response) -> str:

@@ -1,4 +1,5 @@
-"""Rendering helpers shared by the pages: the schema form, the probability chart, model pickers. No HTTP."""
+"""Rendering helpers shared by the pages: the schema form, the probability and contribution charts, model
+pickers. No HTTP."""
 
 from __future__ import annotations
 
@@ -70,6 +71,61 @@ def proba_chart(probabilities: dict[str, float]) -> None:
         )
     )
     st.altair_chart(chart, width="stretch")
+
+
+SPACES = {"log_odds": "log-odds", "class_logit": "logit", "target": ""}
+
+
+def contributions_chart(explanation: dict[str, Any]) -> None:
+    """Why: each feature's push on the model's output as a bar, largest first, up in one colour and down
+    in the other; a missing value shows what the pipeline filled in."""
+    rows = [
+        {
+            "feature": f"{c['feature']} = {_shown(c)}",
+            "contribution": c["contribution"],
+            "direction": "raises" if c["contribution"] >= 0 else "lowers",
+        }
+        for c in sorted(explanation["contributions"], key=lambda c: -abs(c["contribution"]))
+    ]
+    frame = pd.DataFrame(rows)
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("contribution:Q", title=f"contribution ({_space(explanation)})"),
+            y=alt.Y("feature:N", sort=None, title=None, axis=alt.Axis(labelLimit=320)),
+            color=alt.Color(
+                "direction:N",
+                scale=alt.Scale(domain=["raises", "lowers"], range=["#d62728", "#1f77b4"]),
+                legend=alt.Legend(title=None, orient="bottom"),
+            ),
+            tooltip=["feature", alt.Tooltip("contribution:Q", format="+.4f")],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def explanation_caption(explanation: dict[str, Any]) -> str:
+    """The sum the chart splits: base value + contributions = output, and what the output is."""
+    space = _space(explanation)
+    line = (
+        f"Base value {explanation['base_value']:+.4f} + contributions = {explanation['output']:+.4f} {space}"
+    ).rstrip()
+    probability, of = explanation["probability"], explanation["explained_class"]
+    if probability is not None:
+        line += f", a probability of {probability:.3f} for class {of}"
+    method = explanation["method"].replace("_", " ")
+    return f"{line}. Method: {method}; it adds up to the {explanation['adds_up_to']} pipeline's output."
+
+
+def _space(explanation: dict[str, Any]) -> str:
+    return SPACES.get(explanation["output_space"], explanation["output_space"])
+
+
+def _shown(contribution: dict[str, Any]) -> str:
+    if contribution["imputed"]:
+        return f"(missing → {contribution['imputed_as']})"
+    return "(missing)" if contribution["value"] is None else f"{contribution['value']}"
 
 
 def answer_facts(version: str, cache: str, latency_ms: float, engine: str | None = None) -> None:

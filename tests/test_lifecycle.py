@@ -126,6 +126,32 @@ def test_a_new_version_misses_where_the_old_one_hits(
     assert (new.headers["X-Cache"], new.headers["X-Model-Version"]) == ("MISS", "2")
 
 
+def test_a_new_version_never_answers_with_an_old_versions_cached_explanation(
+    lifecycle_stack: NativeStack, row: dict[str, Any]
+) -> None:
+    stack = lifecycle_stack
+    body = {"instances": [{**row, "total_charges": 5432.0}]}
+    explain = lambda path: admin(stack, "POST", f"{CHURN}{path}:explain", json=body)  # noqa: E731
+    first = explain("")
+    wait_until(lambda: explain("").headers["X-Cache"] == "HIT", 5.0, "version 1's explanation cached")
+    pinned = explain("/versions/2")
+    promoted = admin(stack, "PUT", f"{CHURN}/current", json={"version": "2", "force": True})
+    every_replica_answers(stack, row, "2")
+    current = explain("")
+    admin(stack, "POST", f"{CHURN}:rollback")
+    every_replica_answers(stack, row, "1")
+    back = explain("")
+
+    why = lambda answer: answer.json()["explanations"][0]  # noqa: E731
+    assert (first.headers["X-Cache"], first.headers["X-Model-Version"]) == ("MISS", "1")
+    assert (pinned.headers["X-Cache"], pinned.headers["X-Model-Version"]) == ("MISS", "2")
+    assert promoted.status_code == 200
+    assert current.headers["X-Model-Version"] == "2"
+    assert why(current) == why(pinned) != why(first)  # version 2's own explanation, not version 1's
+    assert why(current)["base_value"] != why(first)["base_value"]
+    assert (back.headers["X-Cache"], back.headers["X-Model-Version"], why(back)) == ("HIT", "1", why(first))
+
+
 def test_a_tampered_version_is_refused_and_traffic_stays_on_the_old(
     lifecycle_stack: NativeStack, row: dict[str, Any]
 ) -> None:

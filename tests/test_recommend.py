@@ -172,6 +172,52 @@ def test_an_erased_user_leaves_no_key_in_either_redis(
     assert recommend(rec_stack, user_id).json()["sources"] == ["popular"]
 
 
+def explain(stack: NativeStack, user_id: str, k: int = 10) -> httpx.Response:
+    body = {"instances": [{"user_id": user_id, "k": k}]}
+    return api(stack, "POST", "/v1/models/recommend:explain", "predict", json=body)
+
+
+def test_the_because_items_of_a_one_genre_history_come_from_that_history(
+    rec_stack: NativeStack, genre_of: dict[str, str]
+) -> None:
+    liked = of_genre(genre_of, "Horror", 5, skip=5)
+    user_id = new_user(rec_stack, events=likes(liked))
+
+    explained = explain(rec_stack, user_id)
+    predicted = recommend(rec_stack, user_id).json()
+
+    body = explained.json()
+    (why,) = body["explanations"]
+    assert why["method"] == "recommender_items"
+    assert [item["item"] for item in why["items"]] == predicted["predictions"][0] == body["predictions"][0]
+    for item in why["items"]:
+        assert item["because"], f"{item['item']} has no because"
+        assert {b["item"] for b in item["because"]} <= set(liked)
+        assert {b["source"] for b in item["because"]} == {"history"}
+        shares = [b["share"] for b in item["because"]]
+        assert shares == sorted(shares, reverse=True)
+        assert 0 < sum(shares) <= 1 + 1e-9
+
+
+def test_an_erased_user_leaves_no_cached_explanation(
+    rec_stack: NativeStack, genre_of: dict[str, str]
+) -> None:
+    user_id = new_user(rec_stack, events=likes(of_genre(genre_of, "Western", 4)))
+    assert explain(rec_stack, user_id).headers["X-Cache"] == "MISS"
+    wait_until(lambda: explain(rec_stack, user_id).headers["X-Cache"] == "HIT", 5.0, "a cached explanation")
+    cached = keys_of(rec_stack.redis_port, user_id)
+
+    erased = api(rec_stack, "DELETE", f"/v1/users/{user_id}")
+
+    assert cached
+    assert all(key.startswith(b"mlstack:rec:explain:recommend:") for key in cached)
+    assert erased.status_code == 204
+    assert keys_of(rec_stack.redis_port, user_id) == []
+    after = explain(rec_stack, user_id).json()
+    assert after["sources"] == ["popular"]
+    assert all(item["because"] == [] for item in after["explanations"][0]["items"])
+
+
 def test_status_codes_and_json_errors(rec_stack: NativeStack, genre_of: dict[str, str]) -> None:
     item = next(iter(genre_of))
     user_id = f"codes-{uuid.uuid4().hex[:8]}"

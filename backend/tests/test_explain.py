@@ -194,5 +194,5 @@ def test_the_registry_builds_each_versions_explainer_at_load(trained_store: Path
                 "/v1/models/churn:predict", json={"instances": [example_row(loaded.manifest.public())]}
             )
 
-        assert isinstance(loaded.explainer, expected)
+        assert isinstance(loaded.explaining.runtime.explainer, expected)
         assert answer.status_code == 200

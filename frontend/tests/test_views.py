@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -45,6 +49,32 @@ def test_predict_page_shows_a_prediction_from_the_form(ui_env: NativeStack) -> N
     assert metrics["Cache (X-Cache)"] in {"MISS", "HIT"}
     assert metrics["Round trip"].endswith(" ms")
     assert metrics["Runtime"] == "onnx"  # the demo pipeline converts, so onnxruntime serves it
+
+
+def test_predict_page_charts_why_largest_contribution_first(ui_env: NativeStack) -> None:
+    at = run_page("views/predict.py")
+    at.number_input(key="predict-churn-tenure_months").set_value(2)
+    at.button[0].click().run()
+
+    assert not at.exception
+    with GatewayClient(FrontendSettings()) as client:
+        manifest = client.manifest("churn")
+        row = {**{f["name"]: f["typical"] for f in manifest["inputs"]}, "tenure_months": 2}
+        why = client.explain("churn", [row]).body["explanations"][0]
+    expected = sorted(why["contributions"], key=lambda c: -abs(c["contribution"]))
+    bars = chart_data(at.get("vega_lite_chart")[-1])
+    assert [label.split(" = ")[0] for label in bars["feature"]] == [c["feature"] for c in expected]
+    np.testing.assert_allclose(
+        bars["contribution"], [c["contribution"] for c in expected], rtol=0, atol=1e-12
+    )
+    assert (bars["direction"] == np.where(bars["contribution"] >= 0, "raises", "lowers")).all()
+    assert "Method: linear; it adds up to the joblib pipeline's output." in texts(at)
+
+
+def chart_data(chart: Any) -> pd.DataFrame:
+    """The rows a Vega-Lite element draws (Streamlit sends them as an Arrow stream)."""
+    (dataset,) = chart.proto.datasets
+    return pa.ipc.open_stream(dataset.data.data).read_all().to_pandas()
 
 
 def test_api_validation_errors_reach_the_page_in_the_apis_words(ui_env: NativeStack) -> None:

@@ -1,4 +1,5 @@
-"""Predict: one row from a form generated from the model's schema; the answer, its probabilities and facts."""
+"""Predict: one row from a form generated from the model's schema; the answer, its probabilities and facts,
+and why: each feature's contribution to the model's output."""
 
 from __future__ import annotations
 
@@ -36,3 +37,15 @@ if submitted:
     if body.get("probabilities"):
         st.caption("Probability per class")
         widgets.proba_chart(body["probabilities"][0])
+
+    st.subheader("Why")
+    try:
+        explained = state.client().explain(model, [row], body["model_version"]).body  # the version shown
+    except GatewayError as exc:
+        st.info(str(exc))  # e.g. a version published before explanations existed (409)
+        st.stop()
+    why = explained["explanations"][0]
+    largest = max(why["contributions"], key=lambda c: abs(c["contribution"]))
+    st.markdown(f"Largest contribution: **{largest['feature']}** ({largest['contribution']:+.3f})")
+    widgets.contributions_chart(why)
+    st.caption(widgets.explanation_caption(why))

@@ -1,4 +1,5 @@
-"""Recommend: pick or create a user by liking films, see their top-10, add plays or likes, clean, delete."""
+"""Recommend: pick or create a user by liking films, see their top-10 and the films behind each ("because you
+liked"), add plays or likes, clean, delete."""
 
 from __future__ import annotations
 
@@ -48,6 +49,24 @@ def act(action: Any, done: str) -> None:
     st.success(done)
 
 
+def because_you_liked(items: list[dict[str, Any]]) -> None:
+    """Each recommendation with the films behind it: the user's own, or a preferred genre's popular ones."""
+    lines = [
+        f"- **{catalogue.at[item['item'], 'title']}**: {', '.join(reason(b) for b in item['because'])}"
+        for item in items
+        if item["because"]
+    ]
+    if lines:
+        st.markdown("**Because you liked**\n\n" + "\n".join(lines))
+
+
+def reason(because: dict[str, Any]) -> str:
+    film = catalogue.loc[because["item"]]
+    if because["source"] == "genre":
+        return f"{film.title} ({because['share']:.0%}, a popular {film.genre} film)"
+    return f"{film.title} ({because['share']:.0%})"
+
+
 left, right = st.columns([1, 2])
 with left:
     st.subheader("User")
@@ -69,7 +88,7 @@ with left:
 with right:
     if user_id:
         try:
-            answer = client.recommend(model, user_id)
+            answer = client.recommend(model, user_id, explain=True)
         except GatewayError as exc:
             st.error(str(exc))
             st.stop()
@@ -80,6 +99,7 @@ with right:
             score=body["scores"][0]
         )
         st.dataframe(top.reset_index(), hide_index=True, width="stretch")
+        because_you_liked(body["explanations"][0]["items"])
         facts = st.columns(3)
         facts[0].metric("Source", source)
         facts[1].metric("Cache (X-Cache)", answer.headers.get("X-Cache", "?"))

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from mlstack.api.body import REF_TEMPLATE, component_schemas
 from mlstack.api.middleware import UNGUARDED_PATHS
 from mlstack.api.schemas.errors import ErrorResponse, error_responses
+from mlstack.api.schemas.explain import V1ExplainRequest
 from mlstack.api.schemas.users import NewEvents, NewUser, ProfileChange
 from mlstack.api.schemas.v1 import V1PredictRequest
 from mlstack.api.schemas.v2 import InferenceRequest
@@ -26,7 +27,14 @@ from mlstack.settings import Settings
 from mlstack.store.manifest import MODEL_NAME, VERSION_NAME
 from mlstack.users.store import USER_ID
 
-BODIES: tuple[type[BaseModel], ...] = (V1PredictRequest, InferenceRequest, NewUser, ProfileChange, NewEvents)
+BODIES: tuple[type[BaseModel], ...] = (
+    V1PredictRequest,
+    V1ExplainRequest,
+    InferenceRequest,
+    NewUser,
+    ProfileChange,
+    NewEvents,
+)
 """Every model given to documented_body: their nested schemas go to the components."""
 PATH_PATTERNS = {"model": MODEL_NAME.pattern, "version": VERSION_NAME.pattern, "user_id": USER_ID.pattern}
 API_KEY_SCHEMES = {

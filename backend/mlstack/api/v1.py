@@ -1,4 +1,5 @@
-"""KServe V1 routes: model listing and manifests, `:predict` (current or pinned version), `:reload`."""
+"""KServe V1 routes: model listing and manifests, `:predict` and `:explain` (current or pinned version),
+`:reload`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from mlstack.api.body import json_bytes, json_response
 from mlstack.api.deps import AnswersDep, RegistryDep
 from mlstack.api.lean_route import LeanRoute
 from mlstack.api.schemas.errors import error_responses
+from mlstack.api.schemas.explain import V1ExplainRequest, V1ExplainResponse
 from mlstack.api.schemas.v1 import (
     ModelList,
     ModelSummary,
@@ -19,7 +21,7 @@ from mlstack.api.schemas.v1 import (
     V1PredictRequest,
     V1PredictResponse,
 )
-from mlstack.api.v1_codec import V1
+from mlstack.api.v1_codec import V1, V1_EXPLAIN
 from mlstack.errors import ServingError
 from mlstack.serving.registry import Registry
 from mlstack.store.manifest import Manifest
@@ -52,6 +54,20 @@ async def predict(model: str, request: Request, answers: AnswersDep) -> Response
 async def predict_version(model: str, version: str, request: Request, answers: AnswersDep) -> Response:
     """Predict with a pinned version, whatever is current."""
     payload, headers = await answers.answer(V1, model, version, await json_bytes(request))
+    return Response(payload, headers=headers, media_type="application/json")
+
+
+async def explain(model: str, request: Request, answers: AnswersDep) -> Response:
+    """Explain the current version's predictions: the predict body in, the predict answer out with
+    `explanations`, one per instance (a table model's contributions per input feature, which add up to
+    its output with the base value; a recommender's history items behind each recommended item)."""
+    payload, headers = await answers.answer(V1_EXPLAIN, model, None, await json_bytes(request))
+    return Response(payload, headers=headers, media_type="application/json")
+
+
+async def explain_version(model: str, version: str, request: Request, answers: AnswersDep) -> Response:
+    """Explain a pinned version's predictions, whatever is current."""
+    payload, headers = await answers.answer(V1_EXPLAIN, model, version, await json_bytes(request))
     return Response(payload, headers=headers, media_type="application/json")
 
 
@@ -92,6 +108,9 @@ def router() -> APIRouter:
     v1_doc = (V1PredictResponse, V1PredictRequest, *PREDICT_ERRORS)
     router.post("/v1/models/{model:model}:predict", **predict_doc(*v1_doc))(predict)
     router.post(f"{pinned}:predict", **predict_doc(*v1_doc, 409))(predict_version)
+    explain_doc = predict_doc(V1ExplainResponse, V1ExplainRequest, *PREDICT_ERRORS, 409)  # 409: no explainer
+    router.post("/v1/models/{model:model}:explain", **explain_doc)(explain)
+    router.post(f"{pinned}:explain", **explain_doc)(explain_version)
     router.post(
         "/v1/models/{model:model}:reload",
         response_model=ReloadResult,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -36,12 +37,20 @@ def payload(result: Result) -> dict[str, Any]:
     return answer
 
 
+Verb = Callable[[Predictor, PredictRequest], Awaitable[Result]]
+
+
 class V1Edge:
-    name = "v1"
+    """`:predict`, or `:explain`: the same body, and the same answer with each row's explanation added."""
+
+    def __init__(self, name: str, verb: Verb) -> None:
+        self.name = name
+        self._verb = verb
 
     async def answer(self, predictor: Predictor, model: str, version: str | None, body: bytes) -> Answer:
-        result = await predictor.predict(PredictRequest(model, version, decode(body)))
+        result = await self._verb(predictor, PredictRequest(model, version, decode(body)))
         return Answer(orjson.dumps(payload(result)), headers_of(result), result)
 
 
-V1 = V1Edge()
+V1 = V1Edge("v1", Predictor.predict)
+V1_EXPLAIN = V1Edge("v1:explain", Predictor.explain)

@@ -22,9 +22,14 @@ from mlstack.explain.outputs import ModelOutput
 from mlstack.explain.result import Explained, FeatureContribution, RowExplanation
 from mlstack.explain.sampling import SamplingMethod
 from mlstack.explain.tree import TREE_MODELS, TreeMethod, refuse_categorical_splits
-from mlstack.frames import prepare_frame
+from mlstack.frames import columns_frame
 from mlstack.serving.validation import Rows
 from mlstack.store.manifest import ExplanationMethod, Feature
+
+ROUNDING = 1e-12
+"""Float64 rounding allowed on top of a method's tolerance, relative to the size of the terms: a row far
+outside the training data (values of 1e15 and more) has terms whose sum float64 cannot carry to 1e-6.
+Within the data's range it adds less than 1e-10."""
 
 
 class Method(Protocol):
@@ -86,6 +91,11 @@ class TabularExplainer:
     def columns(self) -> ColumnMap:
         return self._columns
 
+    @property
+    def permutations(self) -> int | None:
+        """The sampling method's orderings per row (its answers depend on them); None for exact methods."""
+        return self.method.permutations if isinstance(self.method, SamplingMethod) else None
+
     def warm(self) -> None:
         """Do now the work the first explanation would do (the tree method's shap import and build)."""
         if isinstance(self.method, TreeMethod):
@@ -97,7 +107,8 @@ class TabularExplainer:
         outputs = self._output(matrix)
         base, phi = self.method.attribute(matrix, outputs.classes)
         gap = np.abs(base + phi.sum(axis=1) - outputs.values)
-        if not np.all(gap <= self.method.tolerance):
+        magnitude = np.abs(base) + np.abs(phi).sum(axis=1) + np.abs(outputs.values)
+        if not np.all(gap <= self.method.tolerance + ROUNDING * magnitude):
             raise AdditivityBroken(
                 f"{self.method_name}: base + contributions is off the output by {gap.max():.3g}"
             )
@@ -113,9 +124,13 @@ class TabularExplainer:
             )
             for i in range(len(rows))
         ]
-        permutations = self.method.permutations if isinstance(self.method, SamplingMethod) else None
         return Explained(
-            self.method_name, self._output.space, "joblib", explained, self.method.tolerance, permutations
+            self.method_name,
+            self._output.space,
+            "joblib",
+            explained,
+            self.method.tolerance,
+            self.permutations,
         )
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -138,9 +153,8 @@ class TabularExplainer:
 
 
 def frame_of(rows: Rows) -> pd.DataFrame:
-    """Validated rows as the frame the pipeline was trained on (the same cast as serving's)."""
-    raw = dict(zip((f.name for f in rows.features), rows.columns(), strict=True))
-    return prepare_frame(pd.DataFrame(raw), list(rows.features))
+    """Validated rows as the frame the pipeline was trained on (the same dtypes as serving's)."""
+    return columns_frame(rows.features, rows.columns())
 
 
 def _plain(value: Any) -> Any:

@@ -26,6 +26,7 @@ class Unavailable:
     """Stands in for the explainer of a version that has none."""
 
     method_name = None
+    permutations = None
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

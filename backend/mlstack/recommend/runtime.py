@@ -11,7 +11,7 @@ items too, and the answer says so (`Result.degraded`); such answers are never ca
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -30,6 +30,9 @@ VISITOR_WEIGHT = 3.0
 """An item a visitor names counts as much as a like."""
 MAX_VISITOR_ITEMS = 500
 CACHE_SPACE = "rec"
+EXPLAIN_CACHE_SPACE = f"{CACHE_SPACE}:explain"
+"""Explained recommendations: keyed like recommendations (user id, data version) under CACHE_SPACE, so
+user_cache_pattern reaches them too."""
 DEGRADED = "user data unavailable: known users got the popular items"
 
 
@@ -40,6 +43,14 @@ class Query:
     items: tuple[str, ...] = ()
     snapshot: Snapshot | None = None
     """The user's data as read for this request (None: a visitor, an unknown user, or none readable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taste:
+    """A user's history as (item id, weight) and their preferred genres, or a visitor's liked items."""
+
+    history: list[tuple[str, float]]
+    genres: list[str] = field(default_factory=list)
 
 
 def user_cache_pattern(user_id: str) -> str:
@@ -88,15 +99,21 @@ class RecommenderRuntime:
         return Prediction(labels=[r.items for r in ranked], extra=extra)
 
     def _rank(self, query: Query) -> Ranked:
-        model = self.model
-        if query.user_id is not None:
-            snapshot = query.snapshot
-            if snapshot is None:
-                return model.popular(query.k)
-            history = [(e["item_id"], event_weight(e["type"], e.get("value"))) for e in snapshot.events]
-            genres = snapshot.profile.get("genres", [])
-            return model.recommend(history, query.k, genres=genres if isinstance(genres, list) else [])
-        return model.recommend([(item, VISITOR_WEIGHT) for item in query.items], query.k)
+        taste = self.taste(query)
+        if taste is None:
+            return self.model.popular(query.k)
+        return self.model.recommend(taste.history, query.k, genres=taste.genres)
+
+    def taste(self, query: Query) -> Taste | None:
+        """What a query says its person likes; None when nothing is known (the popular items answer)."""
+        if query.user_id is None:
+            return Taste([(item, VISITOR_WEIGHT) for item in query.items])
+        snapshot = query.snapshot
+        if snapshot is None:
+            return None
+        history = [(e["item_id"], event_weight(e["type"], e.get("value"))) for e in snapshot.events]
+        genres = snapshot.profile.get("genres", [])
+        return Taste(history, genres if isinstance(genres, list) else [])
 
 
 class QueryValidator:

@@ -1,7 +1,9 @@
 """The core of a prediction, for every protocol and every runtime: resolve the version, validate, prepare,
 look the rows up in the cache, predict the misses in micro-batches, write them back, answer.
 
-Edges (api/) hand it a `PredictRequest` and turn its `Result` into bytes; it never calls them.
+An explanation takes the same path: a loaded version's explaining runtime answers each row's prediction
+with its explanation, in a cache key space of its own. Edges (api/) hand the core a `PredictRequest` and
+turn its `Result` into bytes; it never calls them.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from mlstack.serving.admission import RowBudget
 from mlstack.serving.batching import Batcher
 from mlstack.serving.registry import Loaded, Registry
 from mlstack.serving.requests import CacheStatus, PredictRequest, Recount, Result
-from mlstack.serving.runtime import Prediction
+from mlstack.serving.runtime import Prediction, Runtime
 from mlstack.serving.validation import Rows
 from mlstack.settings import Settings
 from mlstack.telemetry.metrics import Metrics
 
-Compute = Callable[[Loaded, Rows], Awaitable[list[Entry]]]
+Compute = Callable[[Runtime, Rows], Awaitable[list[Entry]]]
 """How the missing rows of a request are answered, as cache entries."""
 
 
@@ -58,26 +60,41 @@ class Predictor:
             executor.shutdown(wait=True)
 
     async def predict(self, request: PredictRequest) -> Result:
-        version = request.version or self.registry.choose(request.model)
-        loaded = await self.registry.get(request.model, version)  # None: first use, or the model's 404
+        """Each row's prediction; the rows are counted as live traffic (drift)."""
+        loaded = await self._loaded(request)
         try:
             rows = loaded.validator.validate(request.inputs)
         except BadInput as refused:
             loaded.drift_counts.refuse(request.inputs, refused)
             raise
         tally = loaded.drift_counts.count(rows)  # before the cache: a hit is served traffic too
-        prepare = loaded.runtime.prepare
+        return await self._answer(loaded.runtime, rows, tally)
+
+    async def explain(self, request: PredictRequest) -> Result:
+        """Each row's prediction with its explanation. Not counted as live traffic: it asks why about rows
+        a client was, or could have been, answered already."""
+        loaded = await self._loaded(request)
+        explaining = loaded.explaining
+        return await self._answer(explaining.runtime, explaining.validator.validate(request.inputs), None)
+
+    async def _loaded(self, request: PredictRequest) -> Loaded:
+        version = request.version or self.registry.choose(request.model)
+        return await self.registry.get(request.model, version)  # None: first use, or the model's 404
+
+    async def _answer(self, runtime: Runtime, rows: Rows, tally: Recount | None) -> Result:
+        prepare = runtime.prepare
         if prepare is not None:
             rows = await prepare(rows)
         with self._batcher.on_the_way():
-            entries, status = await self._through_cache(loaded, rows, self._predicted)
-        return _result(loaded, entries, status, rows.degraded, tally)
+            entries, status = await self._through_cache(runtime, rows, self._predicted)
+        return _result(runtime, entries, status, rows.degraded, tally)
 
     async def _through_cache(
-        self, loaded: Loaded, rows: Rows, compute: Compute
+        self, runtime: Runtime, rows: Rows, compute: Compute
     ) -> tuple[list[Entry], CacheStatus]:
-        """The one cache flow: look every row up at once, compute only the misses, store them, count."""
-        runtime, manifest = loaded.runtime, loaded.manifest
+        """The one cache flow: look every row up at once, compute only the misses, store them, count.
+        The runtime names its key space; the key carries the version and its artifact's sha256."""
+        manifest = runtime.manifest
         keys = row_keys(
             runtime.cache_space,
             manifest.model,
@@ -97,7 +114,7 @@ class Predictor:
             hits, len(misses) if cached is not None else 0, 0 if cached is not None else len(rows)
         )
         if misses:
-            computed = await compute(loaded, rows.subset(misses) if hits else rows)
+            computed = await compute(runtime, rows.subset(misses) if hits else rows)
             for i, entry in zip(misses, computed, strict=True):
                 entries[i] = entry
             if cached is not None:
@@ -105,17 +122,20 @@ class Predictor:
         done = [entry for entry in entries if entry is not None]
         return done, cache_status(cached is not None, len(misses), len(rows))
 
-    async def _predicted(self, loaded: Loaded, rows: Rows) -> list[Entry]:
-        prediction = await self._batcher.predict(loaded.runtime, rows)  # cache hits never get here
-        self.metrics.count_predicted(loaded.manifest.model, loaded.version, len(rows))
+    async def _predicted(self, runtime: Runtime, rows: Rows) -> list[Entry]:
+        prediction = await self._batcher.predict(runtime, rows)  # cache hits never get here
+        self.metrics.count_predicted(runtime.manifest.model, runtime.manifest.version, len(rows))
         return _entries(prediction)
 
 
 def _entries(prediction: Prediction) -> list[Entry]:
     """Cache entries: `l` the label, `p` the probabilities, and each further output under its name."""
     if prediction.extra is not None:
-        names = list(prediction.extra)
-        columns = zip(prediction.labels, *prediction.extra.values(), strict=True)
+        outputs = prediction.extra
+        if prediction.probabilities is not None:  # an explained classifier's rows: probabilities as well
+            outputs = {"p": prediction.probabilities, **outputs}
+        names = list(outputs)
+        columns = zip(prediction.labels, *outputs.values(), strict=True)
         return [{"l": label, **dict(zip(names, values, strict=True))} for label, *values in columns]
     if prediction.probabilities is None:
         return [{"l": label} for label in prediction.labels]
@@ -130,9 +150,9 @@ def _complete(cached: list[Entry | None], outputs: tuple[str, ...]) -> list[Entr
 
 
 def _result(
-    loaded: Loaded, entries: list[Entry], cache: CacheStatus, degraded: str | None, recount: Recount | None
+    runtime: Runtime, entries: list[Entry], cache: CacheStatus, degraded: str | None, recount: Recount | None
 ) -> Result:
-    manifest, runtime = loaded.manifest, loaded.runtime
+    manifest = runtime.manifest
     extra: dict[str, list[Any]] | None = None
     if runtime.outputs:
         extra = {name: [entry[name] for entry in entries] for name in runtime.outputs}

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 from mlstack.drift.counts import RowCounter
 from mlstack.errors import ArtifactRejected, ModelNotFound, ModelNotReady
-from mlstack.explain.loading import Explainer
 from mlstack.serving.lifecycle import Canary, Lifecycle
 from mlstack.serving.runtime import Runtime
-from mlstack.serving.runtimes import RowValidator, RuntimeFactory
+from mlstack.serving.runtimes import Answering, RowValidator, RuntimeFactory
 from mlstack.store.manifest import Manifest
 from mlstack.store.model_store import ModelStore
 from mlstack.telemetry.metrics import Metrics
@@ -23,19 +22,28 @@ log = logging.getLogger("mlstack.serving.registry")
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One verified, loaded version with its validator, its explainer and its live drift counters."""
+    """One verified, loaded version: what answers its predictions, what answers its explanations, and its
+    live drift counters."""
 
     manifest: Manifest
-    runtime: Runtime
-    validator: RowValidator
-    explainer: Explainer
-    """Built at load (the tree method imports shap at its first explanation); says why when unavailable."""
+    predicting: Answering
+    explaining: Answering
+    """`:explain`: built at load (the tree method imports shap at its first explanation); a version that
+    cannot be explained answers 409 with the reason."""
     drift_counts: RowCounter
     """Counts the rows served into the version's profile bins (does nothing for a version without one)."""
 
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.predicting.runtime
+
+    @property
+    def validator(self) -> RowValidator:
+        return self.predicting.validator
 
 
 class Registry:
@@ -165,14 +173,13 @@ class Registry:
 
     def _build(self, model: str, version: str) -> Loaded:
         manifest, artifact = self.store.load(model, version)
-        runtime, validator = self._runtimes.build(manifest, artifact)
-        explainer = self._runtimes.explainer(manifest, artifact)
+        predicting, explaining = self._runtimes.build(manifest, artifact)
         drift_counts = self._runtimes.drift_counts(manifest)
         log.info(
             "loaded %s version %s (sha256 %s…), served with %s",
             model,
             version,
             manifest.artifact.sha256[:12],
-            runtime.engine,
+            predicting.runtime.engine,
         )
-        return Loaded(manifest, runtime, validator, explainer, drift_counts)
+        return Loaded(manifest, predicting, explaining, drift_counts)

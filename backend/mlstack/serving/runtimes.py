@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlstack.drift.counts import NO_COUNTS, LiveCounts, RowCounter
 from mlstack.explain.loading import Explainer, explainer_for
+from mlstack.explain.runtime import RecommendationExplaining, TabularExplaining
 from mlstack.recommend.runtime import QueryValidator, RecommenderRuntime
 from mlstack.serving.requests import Inputs
 from mlstack.serving.runtime import OnnxRuntime, Runtime, SklearnRuntime
@@ -23,22 +25,49 @@ class RowValidator(Protocol):
     def validate(self, inputs: Inputs) -> Rows: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Answering:
+    """How a loaded version answers one kind of request: the validator its rows pass (with that kind's
+    batch limit) and the runtime that computes the answers."""
+
+    runtime: Runtime
+    validator: RowValidator
+
+
 class RuntimeFactory:
-    """Builds a version's runtime from its verified artifact: a recommender for that task; otherwise its
-    ONNX export when there is one, it verifies and it loads, else the joblib pipeline."""
+    """Builds a version's runtimes from its verified artifact: a recommender for that task; otherwise its
+    ONNX export when there is one, it verifies and it loads, else the joblib pipeline. Beside each, the
+    runtime that explains its answers (`:explain`)."""
 
     def __init__(self, settings: Settings, store: ModelStore, users: UserStore | None = None) -> None:
         self._settings = settings
         self._store = store
         self._users = users
 
-    def build(self, manifest: Manifest, artifact: Any) -> tuple[Runtime, RowValidator]:
+    def build(self, manifest: Manifest, artifact: Any) -> tuple[Answering, Answering]:
+        """What answers the version's predictions, and what answers its explanations (the same checks,
+        with the explanations' batch limit)."""
         settings = self._settings
-        rows = Validator(manifest, settings.max_instances, settings.max_string_length)
+        recommender = None
         if manifest.task == "recommendation":
             recommender = RecommenderRuntime(manifest, artifact, self._users)
-            return recommender, QueryValidator(manifest, recommender, rows, settings.recommend_max_k)
-        return self._tabular(manifest, artifact), rows
+            predicting: Runtime = recommender
+            explaining: Runtime = RecommendationExplaining(recommender)
+        else:
+            predicting = self._tabular(manifest, artifact)
+            explaining = TabularExplaining(predicting, self.explainer(manifest, artifact))
+        return (
+            Answering(predicting, self._validator(manifest, recommender, settings.max_instances)),
+            Answering(explaining, self._validator(manifest, recommender, settings.explain_max_instances)),
+        )
+
+    def _validator(
+        self, manifest: Manifest, recommender: RecommenderRuntime | None, max_rows: int
+    ) -> RowValidator:
+        rows = Validator(manifest, max_rows, self._settings.max_string_length)
+        if recommender is None:
+            return rows
+        return QueryValidator(manifest, recommender, rows, self._settings.recommend_max_k)
 
     def explainer(self, manifest: Manifest, artifact: Any) -> Explainer:
         """The version's explainer, or an Unavailable saying why it has none (never raises)."""
