@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from mlstack.api.schemas.v1 import V1PredictRequest, V1PredictResponse, instances
 
 Value = float | str | bool | None
 
@@ -14,16 +16,10 @@ class _Exact(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
-class V1ExplainRequest(BaseModel):
+class V1ExplainRequest(V1PredictRequest):
     """The predict body, with the explanations' own batch limit."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    instances: list[dict[str, Any]] = Field(
-        min_length=1,
-        examples=[[{"tenure_months": 12, "contract": "One year"}]],
-        json_schema_extra={"x-max-items-setting": "explain_max_instances"},
-    )
+    instances: list[dict[str, Any]] = instances("explain_max_instances")
 
 
 class Contribution(_Exact):
@@ -92,14 +88,10 @@ class RecommendationExplanation(_Exact):
     items: list[ExplainedItem]
 
 
-class V1ExplainResponse(_Exact):
+class V1ExplainResponse(V1PredictResponse):
     """The predict answer (`predictions`, `probabilities` for classifiers, `scores` and `sources` for
     recommenders) and `explanations`, all in the order of `instances`."""
 
-    model_name: str
-    model_version: str
-    predictions: list[Any]
-    probabilities: list[dict[str, float]] | None = None
-    scores: list[list[float]] | None = None
-    sources: list[str] | None = None
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
     explanations: list[TabularExplanation | RecommendationExplanation]

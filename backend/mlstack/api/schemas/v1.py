@@ -9,16 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlstack.store.manifest import Manifest
 
 
+def instances(limit_setting: str) -> Any:
+    """`instances`: at least one row, at most the named setting's number (openapi.py fills it in)."""
+    return Field(
+        min_length=1,
+        examples=[[{"tenure_months": 12, "contract": "One year"}]],
+        json_schema_extra={"x-max-items-setting": limit_setting},
+    )
+
+
 class V1PredictRequest(BaseModel):
     """One row per instance: an object of feature name → value, exactly the model's inputs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    instances: list[dict[str, Any]] = Field(
-        min_length=1,
-        examples=[[{"tenure_months": 12, "contract": "One year"}]],
-        json_schema_extra={"x-max-items-setting": "max_instances"},
-    )
+    instances: list[dict[str, Any]] = instances("max_instances")
 
 
 class V1PredictResponse(BaseModel):
