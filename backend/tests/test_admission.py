@@ -90,10 +90,15 @@ def test_a_full_waiting_room_refuses_at_once() -> None:
 
 def test_the_row_budget_takes_a_request_alone_whatever_its_size_and_refuses_past_it() -> None:
     budget = RowBudget(limit=100)
-    with budget.held(1000), pytest.raises(Overloaded) as refused, budget.held(1):  # alone, 1000 is taken
-        pass
-    with budget.held(60), budget.held(40):
-        assert budget.rows == 100
+    budget.take(1000)  # alone, 1000 is taken
+    with pytest.raises(Overloaded) as refused:
+        budget.take(1)
+    budget.give(1000)
+    budget.take(60)
+    budget.take(40)
+    assert budget.rows == 100
+    budget.give(60)
+    budget.give(40)
 
     assert refused.value.retry_after_s == 1
     assert budget.rows == 0

@@ -64,14 +64,15 @@ class EdgeMiddleware:
                 await self._metered(scope, receive, send, rid_header)
                 return
             arrived = time.perf_counter()
-            if not await self.in_flight.enter():
+            in_flight = self.in_flight
+            if not (in_flight.try_enter() or await in_flight.wait()):
                 await _shed(send, rid_header)
                 self.metrics.observe("shed", "", 503, time.perf_counter() - arrived, "")
                 return
             try:
                 await self._metered(scope, receive, send, rid_header)
             finally:
-                self.in_flight.leave()
+                in_flight.leave()
         finally:
             request_id.reset(context)
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from mlstack.errors import Overloaded
 
@@ -57,9 +55,17 @@ class InFlight:
 
     async def enter(self) -> bool:
         """True: admitted (call leave() once answered). False: refused."""
+        return self.try_enter() or await self.wait()
+
+    def try_enter(self) -> bool:
+        """Admitted at once: the common case, without a coroutine (a few µs per request on a 1-row miss)."""
         if self.count < self.limit:
             self.count += 1
             return True
+        return False
+
+    async def wait(self) -> bool:
+        """Past the limit: a place in the waiting room, if there is one, and then a place or a refusal."""
         if len(self._waiting) >= self.waiting_limit:
             return False
         loop = asyncio.get_running_loop()
@@ -101,12 +107,12 @@ class RowBudget:
         self.limit = limit
         self.rows = 0
 
-    @contextmanager
-    def held(self, rows: int) -> Iterator[None]:
+    def take(self, rows: int) -> None:
+        """Hold `rows` (give them back once predicted), or raise Overloaded. Two calls, not a context
+        manager: a generator-based one cost a microsecond per request."""
         if self.rows and self.rows + rows > self.limit:
             raise Overloaded(f"replica at capacity: {self.rows} rows wait for a prediction")
         self.rows += rows
-        try:
-            yield
-        finally:
-            self.rows -= rows
+
+    def give(self, rows: int) -> None:
+        self.rows -= rows
