@@ -54,6 +54,37 @@ def test_within_the_limit_requests_enter_at_once_and_past_it_the_newest_waiter_g
     assert run(scenario()) == ["newer", "older"]
 
 
+def test_a_waiting_room_occupied_past_the_overload_interval_serves_only_the_freshest_waiters() -> None:
+    """A waiter 30 ms old gets a place after a burst (bound 60 s), not under sustained overload (10 ms)."""
+
+    async def scenario(sustained: bool) -> tuple[bool, int]:
+        gate = InFlight(
+            limit=1,
+            waiting_limit=10,
+            max_wait_s=60,
+            refuse_after_s=60,
+            overloaded_wait_s=0.01,
+            overload_after_s=0.05,
+        )
+        await gate.enter()
+        waiters = []
+        if sustained:
+            waiters.append(asyncio.create_task(gate.enter()))  # the room is occupied from here on
+            await asyncio.sleep(0.1)
+        waiter = asyncio.create_task(gate.enter())
+        waiters.append(waiter)
+        await asyncio.sleep(0.03)
+        gate.leave()
+        await asyncio.sleep(0)
+        admitted = waiter.done() and waiter.result()
+        for task in waiters:
+            task.cancel()
+        return admitted, gate.count
+
+    assert run(scenario(sustained=False)) == (True, 1)  # the place went to the waiter
+    assert run(scenario(sustained=True)) == (False, 0)  # the place freed up for the next to arrive
+
+
 def test_a_waiter_past_its_wait_gets_no_place_and_its_503_after_the_refusal_time() -> None:
     async def scenario() -> tuple[bool, float, int]:
         gate = InFlight(limit=1, waiting_limit=10, max_wait_s=-1, refuse_after_s=0.2)  # every waiter stale
