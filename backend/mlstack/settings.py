@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     """Most requests waiting for a place past max_in_flight; one more gets 503 at once."""
 
     max_wait_ms: float = Field(default=20.0, ge=0)
-    """Longest a waiting request may have waited and still get a place (the newest waiter gets it first).
+    """Longest a waiting request may have waited and still get a place (the newest waiter gets it first);
+    5 ms at most once the waiting room has stayed occupied for 100 ms (sustained overload, not a burst).
     One that waited longer is not served: it gets 503 half a second after it arrived."""
 
     max_queued_rows: int = Field(default=4096, ge=1)
