@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from stack import runstate
 from stack.keys import demo_keys, demo_login
 from stack.native import NativeStack, StackOptions
 from stack.procs import free_port
+from waiting import wait_until
 
 
 @contextmanager
@@ -76,6 +78,20 @@ def steady_stream(
         stop.set()
         for worker in workers:
             worker.join(timeout=30)
+
+
+def across_a_replica_kill(
+    stack: NativeStack, send: Callable[[int], httpx.Response], before: int, after: int
+) -> Counter[Any]:
+    """What a steady stream of `send` (4 clients) got: `before` answers, then the first replica SIGKILLed,
+    then `after` more answers; the replica is started again before this returns."""
+    with steady_stream(send, clients=4, max_s=60.0) as outcomes:
+        wait_until(lambda: outcomes.total() >= before, what="a stream under way")
+        victim = stack.kill_replica(0, signal.SIGKILL)
+        killed_at = outcomes.total()
+        wait_until(lambda: outcomes.total() >= killed_at + after, what=f"{after} answers after the kill")
+    stack.restart(victim)
+    return outcomes
 
 
 def gateway_entries(stack: NativeStack) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ anything schemathesis sends it."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from mlstack.frames import prepare_frame
 from mlstack.store.model_store import ModelStore
 from stack.native import NativeStack
-from stacks import predict, steady_stream
+from stacks import across_a_replica_kill, predict
 from waiting import wait_until
 
 pytestmark = pytest.mark.stack
@@ -149,12 +148,7 @@ def test_a_killed_replica_costs_no_explanation(stack: NativeStack, churn_row: di
     def send(i: int) -> httpx.Response:
         return explain(stack, [{**churn_row, "monthly_charges": 2000.0 + i}])  # distinct rows: no cache hits
 
-    with steady_stream(send, clients=4, max_s=60.0) as outcomes:
-        wait_until(lambda: outcomes.total() >= 10, what="a stream under way")
-        victim = stack.kill_replica(0, signal.SIGKILL)
-        killed_at = outcomes.total()
-        wait_until(lambda: outcomes.total() >= killed_at + 30, what="30 explanations after the kill")
-    stack.restart(victim)
+    outcomes = across_a_replica_kill(stack, send, before=10, after=30)
 
     assert outcomes[200] > 30
     assert set(outcomes) == {200}, outcomes

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
 import pytest
 
 from stack.native import NativeStack
-from stacks import predict, steady_stream
+from stacks import across_a_replica_kill, predict
 from waiting import wait_for, wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
@@ -18,12 +17,7 @@ def test_a_killed_replica_costs_no_request(stack: NativeStack, churn_row: dict[s
     def send(i: int) -> Any:
         return predict(stack, [{**churn_row, "monthly_charges": 1000.0 + i}])  # distinct rows: no cache hits
 
-    with steady_stream(send, clients=4, max_s=60.0) as outcomes:
-        wait_until(lambda: outcomes.total() >= 20, what="a stream under way")
-        victim = stack.kill_replica(0, signal.SIGKILL)
-        killed_at = outcomes.total()
-        wait_until(lambda: outcomes.total() >= killed_at + 40, what="40 requests after the kill")
-    stack.restart(victim)
+    outcomes = across_a_replica_kill(stack, send, before=20, after=40)
 
     assert outcomes[200] > 50
     assert set(outcomes) == {200}, outcomes
