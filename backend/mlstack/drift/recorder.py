@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from redis.exceptions import RedisError
 
 from mlstack import connections
+from mlstack.background import every, running
 from mlstack.drift.buckets import Buckets, Taken, span
 from mlstack.drift.counts import LiveCounts
 from mlstack.drift.layout import Layout, layout_of
@@ -37,6 +38,11 @@ class DriftRecorder:
         self._buckets = buckets
         self._failing = False
 
+    @property
+    def failing(self) -> bool:
+        """The last flush could not send its counts (they were lost); logged once per outage."""
+        return self._failing
+
     @classmethod
     @asynccontextmanager
     async def start(
@@ -47,18 +53,16 @@ class DriftRecorder:
             None if client is None else Buckets(client, settings.drift_bucket_s, settings.drift_retention_s)
         )
         recorder = cls(settings, registry, metrics, buckets)
-        tasks = []
+        loops = []
         if buckets is not None:
-            tasks.append(asyncio.create_task(_every(settings.drift_flush_s, recorder.flush)))
+            loops.append(every(settings.drift_flush_s, recorder.flush, log, "live drift: flush"))
             if settings.drift_gauges_s > 0:
-                tasks.append(asyncio.create_task(_every(settings.drift_gauges_s, recorder.refresh_gauges)))
+                gauges = every(settings.drift_gauges_s, recorder.refresh_gauges, log, "live drift: gauges")
+                loops.append(gauges)
         try:
-            yield recorder
+            async with running(*loops):
+                yield recorder
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await recorder.flush()  # what was counted since the last flush
             if client is not None:
                 await client.aclose()
@@ -121,12 +125,3 @@ class DriftRecorder:
                 "have none, nor versions published before profiles existed)"
             )
         return profile, layout_of(profile)
-
-
-async def _every(period_s: float, work: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        await asyncio.sleep(period_s)
-        try:
-            await work()
-        except Exception:  # a background task that dies stops counting for good: log, go on
-            log.exception("live drift: %s failed", getattr(work, "__name__", work))

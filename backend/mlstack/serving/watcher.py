@@ -4,15 +4,15 @@ and a periodic check of the store's pointer files for when Redis is down (they a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from mlstack import connections
+from mlstack.background import every, running
 from mlstack.serving.registry import Registry
 from mlstack.settings import Settings
 
@@ -33,17 +33,13 @@ class StoreWatcher:
     async def start(cls, settings: Settings, registry: Registry) -> AsyncIterator[StoreWatcher]:
         client = connections.store_events(settings)  # no command timeout: a subscriber waits
         watcher = cls(registry, client, settings.store_poll_s)
-        tasks = [asyncio.create_task(watcher._listen())]
+        loops = [watcher._listen()]
         if settings.store_poll_s > 0:
-            tasks.append(asyncio.create_task(_every(settings.store_poll_s, registry.sync)))
+            loops.append(every(settings.store_poll_s, registry.sync, log, "store check"))
         try:
-            yield watcher
+            async with running(*loops):
+                yield watcher
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             if client is not None:
                 await client.aclose()
 
@@ -71,12 +67,3 @@ class StoreWatcher:
             except (RedisError, OSError) as exc:
                 log.debug("store-change channel unavailable: %s", exc)
                 await asyncio.sleep(1)
-
-
-async def _every(period_s: float, action: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        await asyncio.sleep(period_s)
-        try:
-            await action()
-        except Exception:  # a background loop must survive anything one round does; the error is logged
-            log.exception("store check failed")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from mlstack import connections
+from mlstack.background import running
 from mlstack.settings import Settings
 from mlstack.telemetry.metrics import Metrics
 
@@ -34,13 +34,10 @@ class StatsBoard:
     async def start(cls, settings: Settings, metrics: Metrics) -> AsyncIterator[StatsBoard]:
         client = connections.stats(settings)
         board = cls(metrics, client)
-        task = asyncio.create_task(board._publish_forever())
         try:
-            yield board
+            async with running(board._publish_forever()):
+                yield board
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             if client is not None:
                 await client.aclose()
 
