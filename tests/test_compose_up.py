@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from stacks import steady_stream
+from waiting import poll, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
 
@@ -106,13 +107,7 @@ class ComposeStack:
 
 def wait_until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     """Poll check() until it returns something truthy, and return that; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            assert found, f"not within {timeout_s:.0f} s: {what}"
-            return found
-        time.sleep(0.2)
+    return wait_for(check, bool, timeout_s, what, every_s=0.2)
 
 
 def engine_time(stamp: str) -> float:
@@ -290,12 +285,7 @@ def spread(stack: ComposeStack, row: dict[str, Any], prefix: str, count: int) ->
     for i in range(count):
         assert stack.predict({**row, "monthly_charges": 500.0 + i}, f"{prefix}-{i:04d}").status_code == 200
     names = stack.replica_addresses()
-    deadline = time.monotonic() + 10
-    while True:
-        entries = stack.gateway_entries(prefix)
-        if len(entries) >= count or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    entries = poll(lambda: stack.gateway_entries(prefix), lambda found: len(found) >= count, 10, 0.5)
     return Counter(names.get(e["upstream_addr"].rsplit(":", 1)[0], e["upstream_addr"]) for e in entries)
 
 

@@ -18,6 +18,7 @@ from mlstack.cli import main as mlstack
 from mlstack.training.datasets import demo_dataset
 from stack.native import NativeStack
 from stacks import gateway_entries_of, running_stack
+from waiting import poll
 
 pytestmark = pytest.mark.stack
 MODELS = {"churn-open": ["--allow-unknown-categories"], "churn": [], "churn-few": []}
@@ -46,7 +47,7 @@ def drawn_rows(count: int, seed: int) -> pd.DataFrame:
 
 
 def as_instances(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(frame.to_json(orient="records"))  # type: ignore[no-any-return]
+    return json.loads(frame.to_json(orient="records"))  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
 
 def send(stack: NativeStack, model: str, rows: list[dict[str, Any]], prefix: str) -> list[int]:
@@ -76,24 +77,20 @@ def report_when(
     stack: NativeStack, model: str, done: Callable[[dict[str, Any]], bool], timeout_s: float
 ) -> dict[str, Any]:
     """The first report that is `done`, or the last one at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def report() -> dict[str, Any]:
         response = drift(stack, model)
         assert response.status_code == 200, response.text
-        report: dict[str, Any] = response.json()
-        if done(report) or time.monotonic() > deadline:
-            return report
-        time.sleep(0.2)
+        body: dict[str, Any] = response.json()
+        return body
+
+    return poll(report, done, timeout_s, every_s=0.2)
 
 
 def metrics_when(stack: NativeStack, line: str, timeout_s: float = 5.0) -> str:
     """A replica's /metrics once it shows `line` (or at the deadline)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        text = httpx.get(f"{stack.gateway_url}/metrics", headers={"X-API-Key": stack.key("admin")}).text
-        if line in text or time.monotonic() > deadline:
-            return text
-        time.sleep(0.2)
+    url, headers = f"{stack.gateway_url}/metrics", {"X-API-Key": stack.key("admin")}
+    return poll(lambda: httpx.get(url, headers=headers).text, lambda text: line in text, timeout_s, 0.2)
 
 
 def answered_by(stack: NativeStack, prefix: str, count: int) -> set[str]:

@@ -28,6 +28,7 @@ from test_compose_up import report
 from k8s_objects import SECRETS, Object, rendered, workloads
 from kube_play import PLAYED_KINDS, Playable, Probe, playable
 from stack.procs import wait_for
+from waiting import poll
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.slow]
 
@@ -173,10 +174,12 @@ def test_every_probe_the_manifests_declare_answers(played: PlayedPods, gateway: 
     served = {played.play.names[name] for name in ("backend", "gateway", "ui", "redis", "redis-data")}
     assert {probe.pod for probe in played.play.probes} == served
     pending: list[Probe] = list(played.play.probes)
-    deadline = time.monotonic() + 120  # the UI may take a while to import Streamlit
-    while pending and time.monotonic() < deadline:
-        pending = [p for p in pending if not _probe_passes(played, p)]
-        time.sleep(0 if not pending else 1)
+
+    def still_pending() -> list[Probe]:
+        pending[:] = [p for p in pending if not _probe_passes(played, p)]
+        return pending
+
+    poll(still_pending, lambda left: not left, 120, every_s=1)  # the UI may take a while to import Streamlit
 
     assert pending == [], played.logs()
 

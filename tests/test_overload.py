@@ -7,7 +7,6 @@ connections are past capacity on any machine, however fast: the test does not de
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from bench import bodies, wrk
 from stack.native import NativeStack
 from stacks import gateway_entries, running_stack
+from waiting import poll
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -47,12 +47,11 @@ def load(stack: NativeStack, body: Path, connections: int, timeout_s: float, bas
 def logged_answers(stack: NativeStack, status: int, at_least: int) -> list[dict[str, Any]]:
     """The gateway's log lines of answers with `status`, once it has written `at_least` (it flushes its
     buffered log every second)."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        found = [e for e in gateway_entries(stack) if e["status"] == status]
-        if len(found) >= at_least or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+    return poll(
+        lambda: [e for e in gateway_entries(stack) if e["status"] == status],
+        lambda found: len(found) >= at_least,
+        5.0,
+    )
 
 
 def test_past_capacity_every_request_gets_an_answer_within_2_s(crowded: tuple[NativeStack, Path]) -> None:

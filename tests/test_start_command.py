@@ -9,25 +9,26 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stack.procs import free_port
+from waiting import wait_for, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
-def wait_for_file(path: Path, process: subprocess.Popen[str], timeout_s: float) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists():
-            return json.loads(path.read_text())  # type: ignore[no-any-return]
+def wait_for_file(path: Path, process: subprocess.Popen[str], timeout_s: float) -> dict[str, Any]:
+    def written() -> bool:
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        time.sleep(0.2)
-    raise TimeoutError(f"{path} not written within {timeout_s}s")
+        return path.exists()
+
+    wait_until(written, timeout_s, f"{path} written")
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
 
 
 def test_start_command_trains_serves_heals_and_stops_cleanly(tmp_path: Path) -> None:
@@ -89,16 +90,21 @@ def test_start_command_trains_serves_heals_and_stops_cleanly(tmp_path: Path) -> 
     assert all(not Path(f"/proc/{p['pid']}").exists() for p in [*state["processes"], healed])
 
 
-def wait_for_restart(path: Path, name: str, process: subprocess.Popen[str], timeout_s: float) -> dict:  # type: ignore[type-arg]
+def wait_for_restart(
+    path: Path, name: str, process: subprocess.Popen[str], timeout_s: float
+) -> dict[str, Any]:
     """The process's entry in the run-state file once supervision has started it again."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        entry = next(p for p in json.loads(path.read_text())["processes"] if p["name"] == name)
-        if entry.get("restarts") == 1 and entry["state"] == "running":
-            return entry  # type: ignore[no-any-return]
+
+    def entry() -> dict[str, Any]:
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        time.sleep(0.1)
-    raise TimeoutError(f"{name} not restarted within {timeout_s}s")
+        found: dict[str, Any] = next(
+            p for p in json.loads(path.read_text())["processes"] if p["name"] == name
+        )
+        return found
+
+    return wait_for(
+        entry, lambda e: e.get("restarts") == 1 and e["state"] == "running", timeout_s, f"{name} restarted"
+    )
 
 
 def stack_command(command: str, env: dict[str, str], cwd: Path) -> str:
@@ -114,7 +120,7 @@ def stack_command(command: str, env: dict[str, str], cwd: Path) -> str:
     return done.stdout + done.stderr
 
 
-def curl(url: str, key: str, body: dict | None = None) -> str:  # type: ignore[type-arg]
+def curl(url: str, key: str, body: dict | None = None) -> str:  # type: ignore[type-arg]  # any JSON body
     command = ["curl", "-sS", "--fail-with-body", "-H", f"X-API-Key: {key}", url]
     if body is not None:
         command += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]

@@ -38,13 +38,25 @@ def wait_for(
 ) -> T:
     """Call `produce` until its value `holds`, and return that value; TimeoutError, with the last value
     seen, at the deadline."""
+    value = poll(produce, holds, timeout_s, every_s)
+    if not holds(value):
+        raise TimeoutError(f"{what} not met within {timeout_s:g}s; last: {value!r}"[:2000])
+    return value
+
+
+def poll(
+    produce: Callable[[], T],
+    holds: Callable[[T], bool],
+    timeout_s: float = DEADLINE_S,
+    every_s: float = POLL_S,
+) -> T:
+    """Call `produce` until its value `holds`, and return that value, or the last one at the deadline: for
+    a test whose own assertion on it then says best what is missing."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = produce()
-        if holds(value):
+        if holds(value) or time.monotonic() > deadline:
             return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout_s:g}s; last: {value!r}"[:2000])
         time.sleep(every_s)
 
 

@@ -4,7 +4,6 @@ by the drift route; Redis going away costs counts, never a request."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from mlstack.settings import Settings
 
 from .servers import RedisServer, wait_until
 from .test_api_v1 import varied_rows
-from .test_remembered import Counted, answer
+from .test_remembered import Counted, answer, cached
 
 FAST = {"drift_flush_s": 0.2, "drift_gauges_s": 0.3, "cache_retry_after_s": 0.5}
 
@@ -38,7 +37,7 @@ def client(store_dir: Path, redis: RedisServer) -> Iterator[TestClient]:
 def drift(client: TestClient, query: str = "") -> dict[str, Any]:
     response = client.get(f"/v1/models/churn/drift{query}")
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
 
 def rows_counted(client: TestClient, rows: int, query: str = "") -> None:
@@ -46,16 +45,17 @@ def rows_counted(client: TestClient, rows: int, query: str = "") -> None:
 
 
 def manifest(client: TestClient) -> dict[str, Any]:
-    return client.get("/v1/models/churn").json()  # type: ignore[no-any-return]
+    return client.get("/v1/models/churn").json()  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
 
-def test_cache_hits_and_remembered_answers_are_counted_like_misses(client: TestClient) -> None:
+def test_cache_hits_and_remembered_answers_are_counted_like_misses(
+    client: TestClient, redis: RedisServer
+) -> None:
     body = orjson.dumps({"instances": varied_rows(manifest(client), 1)})
     counted = Counted()
-    caches = []
-    for _ in range(4):
-        caches.append(answer(client, body, counted)[1]["X-Cache"])
-        time.sleep(0.1)  # the miss's row reaches Redis in the background
+    caches = [answer(client, body, counted)[1]["X-Cache"]]
+    cached(redis)  # the miss's row reaches Redis in the background
+    caches += [answer(client, body, counted)[1]["X-Cache"] for _ in range(3)]
 
     assert caches == ["MISS", "HIT", "HIT", "HIT"]
     assert counted.answered == 2  # the last two came from memory, without the core
@@ -141,7 +141,7 @@ def test_without_redis_requests_are_answered_and_counting_resumes_after(
         for row in rows[2:6]:
             response = client.post("/v1/models/churn:predict", json={"instances": [row]})
             assert response.status_code == 200
-        time.sleep(0.5)  # a flush or two fail meanwhile
+        wait_until(lambda: client.app.state.drift.failing, timeout_s=5)  # a flush has failed meanwhile
         unavailable = client.get("/v1/models/churn/drift")
     finally:
         redis.start()

@@ -12,6 +12,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from mlstack.server.http_protocol import HeadWithBody, HttpToolsProtocol, fast_path
+from waiting import until
 
 from .servers import running_replica
 
@@ -129,9 +130,7 @@ async def _uvicorns_own_protocol_sends_a_response_in_one_write() -> None:
     transport = RecordingTransport()
     protocol.connection_made(transport)
     protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    deadline = asyncio.get_running_loop().time() + 5
-    while not transport.writes and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
+    await until(lambda: transport.writes, 5, "the response written")
 
     assert len(transport.writes) == 1, transport.writes  # the head waited for its body
     assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from mlstack.training.datasets import demo_dataset
 from stack.keys import demo_keys, demo_login
 from stack.native import NativeStack, StackOptions
 from stack.procs import free_port
+from waiting import poll
 
 FRONTEND = Path(__file__).resolve().parents[1]
 
@@ -62,9 +62,8 @@ def drift_counted(ui_stack: NativeStack) -> int:
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
-    deadline = time.monotonic() + 10
-    while True:
-        drift = httpx.get(f"{ui_stack.gateway_url}/v1/models/churn/drift", headers=headers, timeout=10).json()
-        if drift["rows"] >= len(frame) or time.monotonic() > deadline:
-            return int(drift["rows"])
-        time.sleep(0.2)
+    url = f"{ui_stack.gateway_url}/v1/models/churn/drift"
+    rows = poll(
+        lambda: int(httpx.get(url, headers=headers, timeout=10).json()["rows"]), lambda n: n >= len(frame), 10
+    )
+    return rows
