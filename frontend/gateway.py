@@ -58,21 +58,21 @@ class GatewayClient:
         return self.settings.admin_key is not None
 
     def models(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/models").body["models"]  # type: ignore[no-any-return]
+        return self._call("GET", "/v1/models").body["models"]  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
     def manifest(self, model: str, version: str | None = None) -> dict[str, Any]:
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "")
-        return self._call("GET", path).body  # type: ignore[no-any-return]
+        return self._call("GET", path).body  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
     def profile(self, model: str, version: str | None = None) -> dict[str, Any]:
         """The training data's profile of a version (the current one when None)."""
         path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + "/profile"
-        return self._call("GET", path).body  # type: ignore[no-any-return]
+        return self._call("GET", path).body  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
     def drift(self, model: str, window: str, version: str | None = None) -> dict[str, Any]:
         """Live rows of every replica over `window` (e.g. 15m) against the version's training profile."""
         params = {"window": window, **({"version": version} if version else {})}
-        return self._call("GET", f"/v1/models/{model}/drift", params=params).body  # type: ignore[no-any-return]
+        return self._call("GET", f"/v1/models/{model}/drift", params=params).body  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
     def predict(self, model: str, rows: list[dict[str, Any]], version: str | None = None) -> Answer:
         return self._call("POST", _verb_path(model, version, "predict"), json={"instances": rows})
@@ -94,7 +94,7 @@ class GatewayClient:
         return self._call("POST", "/v1/users", users=True, json={"user_id": user_id, "events": events})
 
     def user(self, user_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/users/{user_id}", users=True).body  # type: ignore[no-any-return]
+        return self._call("GET", f"/v1/users/{user_id}", users=True).body  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
     def add_events(self, user_id: str, events: list[dict[str, Any]]) -> Answer:
         return self._call("POST", f"/v1/users/{user_id}/events", users=True, json={"events": events})
@@ -106,7 +106,7 @@ class GatewayClient:
         self._call("DELETE", f"/v1/users/{user_id}", users=True)
 
     def stats(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/stats", admin=True).body["replicas"]  # type: ignore[no-any-return]
+        return self._call("GET", "/v1/stats", admin=True).body["replicas"]  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
     def promote(self, model: str, version: str) -> Answer:
         return self._call("PUT", f"/v1/models/{model}/current", admin=True, json={"version": version})

@@ -63,7 +63,7 @@ class Workload:
 
     @property
     def pod(self) -> Object:
-        return self.template["spec"]  # type: ignore[no-any-return]
+        return self.template["spec"]  # type: ignore[no-any-return]  # parsed JSON or YAML is Any
 
     @property
     def labels(self) -> dict[str, str]:

@@ -464,7 +464,7 @@ def test_a_recommendation_cached_just_after_an_erasure_is_swept_as_well(rec_stac
 
 def test_the_readme_user_example_is_valid(rec_stack: NativeStack) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    body = json.loads(re.search(r"/v1/users -d '(.*?)'", readme, re.S).group(1))  # type: ignore[union-attr]
+    body = json.loads(re.search(r"/v1/users -d '(.*?)'", readme, re.S).group(1))  # type: ignore[union-attr]  # no match fails the test, as it should
     body["user_id"] = f"readme-{uuid.uuid4().hex[:8]}"
 
     created = api(rec_stack, "POST", "/v1/users", json=body)

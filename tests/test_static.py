@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def config(mode: str) -> gateway.GatewayConfig:
     return gateway.GatewayConfig(
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]  # the test passes the two literal modes
         listen="127.0.0.1:18080" if mode == "native" else "8080",
         keys=demo_keys(),
         gateway_token="t" * 43,
@@ -162,13 +162,14 @@ def test_the_systemd_unit_runs_the_start_command_from_this_checkout(tmp_path: Pa
         assert (checked.returncode, checked.stderr) == (0, "")
 
 
-def test_every_type_ignore_in_the_checked_code_names_its_error_and_says_why() -> None:
+def test_every_type_ignore_names_its_error_and_says_why() -> None:
+    """In the checked code and in what mypy does not check yet (tests, UI, tools), for the day it does."""
     explained = re.compile(r"# type: ignore\[[a-z-]+(, [a-z-]+)*\]  # \w")
     unexplained = [
         f"{path.relative_to(ROOT)}:{number}"
-        for folder in ("backend/mlstack", "stack")
+        for folder in ("backend", "stack", "tests", "frontend", "bench", "loadtests", "scripts")
         for path in sorted((ROOT / folder).rglob("*.py"))
         for number, line in enumerate(path.read_text().splitlines(), start=1)
-        if "type: ignore" in line and not explained.search(line)
+        if "type: ignore" in line and not explained.search(line) and "re.compile" not in line
     ]
     assert unexplained == []

@@ -86,7 +86,7 @@ def sampled_window(profile: Profile, layout: Layout, rows: int, rng: np.random.G
 
 
 def report(profile: Profile, counts: list[int], **settings: float) -> DriftReport:
-    limits = thresholds(Settings(**settings))  # type: ignore[arg-type]
+    limits = thresholds(Settings(**settings))  # type: ignore[arg-type]  # settings by name, as the environment gives them
     return drift_report("churn", "1", profile, layout_of(profile), counts, WINDOW, limits)
 
 

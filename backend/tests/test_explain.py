@@ -189,7 +189,7 @@ def test_the_registry_builds_each_versions_explainer_at_load(trained_store: Path
     shutil.copytree(FIXTURE, old, ignore=shutil.ignore_patterns("expected.json"))
     for store, expected in ((trained_store, TabularExplainer), (old, Unavailable)):
         with TestClient(create_app(Settings(store_dir=store, redis_url=None))) as client:
-            loaded = client.portal.call(client.app.state.registry.get, "churn")  # type: ignore[attr-defined]
+            loaded = client.portal.call(client.app.state.registry.get, "churn")  # type: ignore[attr-defined]  # Starlette's State holds what the app set at start
             answer = client.post(
                 "/v1/models/churn:predict", json={"instances": [example_row(loaded.manifest.public())]}
             )

@@ -43,7 +43,7 @@ def fitted(task: str, family: search.Family) -> tuple[Pipeline, Any, list[Any]]:
     demo = demo_dataset(name, rows=2000)
     frame = demo.frame.drop(columns=[t for t in demo.targets if t != target])
     features = infer_schema(frame, target)
-    X_train, X_test, y_train, _ = search.split(prepare_frame(frame, features), frame[target], task)  # type: ignore[arg-type]
+    X_train, X_test, y_train, _ = search.split(prepare_frame(frame, features), frame[target], task)  # type: ignore[arg-type]  # the task as a plain string, as the CLI passes it
     pipeline = build_pipeline(features, clone(family.estimator)).fit(X_train, y_train)
     classes = pipeline.classes_.tolist() if task == "classification" else None
     draft = build_manifest(
@@ -68,10 +68,10 @@ def fitted(task: str, family: search.Family) -> tuple[Pipeline, Any, list[Any]]:
 
 @pytest.mark.parametrize(
     ("task", "family"),
-    [(task, f.name) for task in ("classification", "regression") for f in search.families(task, 0)],  # type: ignore[arg-type]
+    [(task, f.name) for task in ("classification", "regression") for f in search.families(task, 0)],  # type: ignore[arg-type]  # the task as a plain string, as the CLI passes it
 )
 def test_every_family_the_search_tries_converts_and_passes_parity(task: str, family: str) -> None:
-    chosen = next(f for f in search.families(task, 0) if f.name == family)  # type: ignore[arg-type]
+    chosen = next(f for f in search.families(task, 0) if f.name == family)  # type: ignore[arg-type]  # the task as a plain string, as the CLI passes it
     pipeline, draft, (X_train, X_test) = fitted(task, chosen)
 
     exported = onnx_export.export(pipeline, draft, X_train, X_test)
@@ -81,7 +81,7 @@ def test_every_family_the_search_tries_converts_and_passes_parity(task: str, fam
     assert exported.data is not None
     assert exported.facts.checked_rows == 2 * len(X_test)  # each row as is and with its nullables null
     assert exported.facts.max_abs_diff is not None
-    assert exported.facts.max_abs_diff < exported.facts.tolerance  # type: ignore[operator]
+    assert exported.facts.max_abs_diff < exported.facts.tolerance  # type: ignore[operator]  # an exported pipeline's facts carry both figures
 
 
 def test_the_manifest_records_the_onnx_file_and_its_parity(

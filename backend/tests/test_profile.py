@@ -15,7 +15,7 @@ from mlstack.training.publish import profile_bytes
 
 
 def profile_of(frame: pd.DataFrame, target: str, task: str = "classification") -> Profile:
-    return build_profile(frame, target, infer_schema(frame, target), task, "test")  # type: ignore[arg-type]
+    return build_profile(frame, target, infer_schema(frame, target), task, "test")  # type: ignore[arg-type]  # the task as a plain string, as the CLI passes it
 
 
 def assert_matches_pandas(feature: FeatureProfile, column: pd.Series) -> None:

@@ -188,7 +188,7 @@ def test_tcp_connections_ask_the_kernel_to_find_a_vanished_peer(redis: RedisServ
         pipe = connections.cache_lookups(Settings(redis_url=redis.url))
         assert pipe is not None
         await pipe.call("PING")
-        sock = pipe._connection._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        sock = pipe._connection._transport.get_extra_info("socket")  # type: ignore[union-attr]  # connected by the PING above
         options = (
             sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
             sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),

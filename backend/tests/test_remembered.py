@@ -42,8 +42,8 @@ class Counted:
 
 
 def answer(client: TestClient, body: bytes, counted: Counted, version: str | None = None) -> Any:
-    memory: AnswerMemory = client.app.state.answers  # type: ignore[attr-defined]
-    return client.portal.call(memory.answer, counted, "churn", version, body)  # type: ignore[union-attr]
+    memory: AnswerMemory = client.app.state.answers  # type: ignore[attr-defined]  # Starlette's State holds what the app set at start
+    return client.portal.call(memory.answer, counted, "churn", version, body)  # type: ignore[union-attr]  # TestClient's portal exists inside its `with`
 
 
 def post(client: TestClient, body: bytes, url: str = PREDICT) -> tuple[str, bytes]:
@@ -155,7 +155,7 @@ def test_a_canary_keeps_its_share_when_answers_come_from_memory(
     assert (
         cached_client.put("/v1/models/churn/canary", json={"version": "2", "percent": 20}).status_code == 200
     )
-    registry = cached_client.app.state.registry  # type: ignore[attr-defined]
+    registry = cached_client.app.state.registry  # type: ignore[attr-defined]  # Starlette's State holds what the app set at start
     draws = []
     real_choose = registry.choose
     registry.choose = lambda model: draws.append(model) or real_choose(model)

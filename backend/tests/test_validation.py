@@ -22,7 +22,7 @@ FEATURES = [
 
 
 def validator() -> Validator:
-    return Validator(SimpleNamespace(inputs=FEATURES), max_rows=1000, max_string_length=8)  # type: ignore[arg-type]
+    return Validator(SimpleNamespace(inputs=FEATURES), max_rows=1000, max_string_length=8)  # type: ignore[arg-type]  # a manifest stand-in with only the inputs the validator reads
 
 
 def random_row(rng: random.Random) -> dict[str, Any]:
